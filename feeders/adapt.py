@@ -1,0 +1,41 @@
+"""``feeders.adapt``: any training input → a :class:`~feeders.feeder.Feeder`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from feeders.feeder import Feeder
+from feeders.registry import find_source_kind
+from feeders.structure import Tree
+
+
+def adapt(
+    source: Any,
+    y: Tree | None = None,
+    *,
+    sample_weight: Tree | None = None,
+    class_weight: Mapping[Any, Any] | Sequence[Any] | None = None,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    steps_per_epoch: int | None = None,
+    **options: Any,
+) -> Feeder:
+    """Wrap ``source`` in the feeder of its kind, found in :mod:`feeders.registry`.
+
+    The arguments are Keras' own (``x, y, sample_weight, class_weight,
+    batch_size, shuffle, steps_per_epoch``); ``seed`` makes shuffling
+    reproducible; kind-specific options (``drop_remainder``, ``workers``, ...)
+    go to that kind's factory, which refuses those it does not use.
+
+    Raises:
+        TypeError: no source kind accepts ``source`` (the message lists the kinds).
+    """
+    if isinstance(source, Feeder):
+        return source
+    kind = find_source_kind(source)
+    made = kind.make(
+        source, y, sample_weight=sample_weight, batch_size=batch_size, shuffle=shuffle, seed=seed, **options
+    )
+    return Feeder(made, class_weight=class_weight, steps_per_epoch=steps_per_epoch, kind=kind.name)

@@ -1,0 +1,265 @@
+"""The feeder contract (:class:`Source`) and the :class:`Feeder` every source is wrapped in.
+
+A *source* knows how to make the batches of epoch ``n`` (which samples, in which
+order, fetched how). The :class:`Feeder` adds what is the same for every source:
+weights, the Keras hand-off (``fit``/``evaluate``/``predict`` take it directly),
+``as_dataset()``, ``split()``, ``bind(model)`` and the epoch counter that makes
+each pass over the data a new, seeded epoch.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from feeders.keras_glue import DataAdapter
+from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, check_names, flatten, map_tree
+from feeders.weights import Weighting
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What a source kind implements; plug-ins need not inherit from anything.
+
+    ``epoch(n, start)`` must be deterministic for a given seed and ``n`` (a
+    different order per epoch when shuffling), and start at batch ``start`` so a
+    crashed run can resume mid-epoch. Optional extras a source may have:
+    ``split(at)``, ``batch_size``, ``partial_batch_size``, ``seed``.
+    """
+
+    @property
+    def num_batches(self) -> int | None:
+        """Batches per epoch, or ``None`` when unknown."""
+        ...
+
+    @property
+    def spec(self) -> BatchSpec:
+        """Structure, shapes and dtypes of every batch."""
+        ...
+
+    def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        """The batches of epoch ``n`` from batch ``start`` on, as NumPy ``(x, y, sample_weight)``."""
+        ...
+
+    def close(self) -> None:
+        """Release workers, files and memory; idempotent."""
+        ...
+
+
+class Feeder(DataAdapter):  # type: ignore[misc]
+    """A source made ready for Keras: weighted, checked, counted.
+
+    Pass it to ``model.fit(feeder)``, ``validation_data=feeder``,
+    ``evaluate(feeder)`` or ``predict(feeder)``. Each pass Keras makes over it is
+    the next epoch of the source (``epoch(0)``, ``epoch(1)``, ...), so shuffling
+    is reseeded per epoch and reproducible.
+
+    Args:
+        source: anything implementing :class:`Source`.
+        class_weight: see :mod:`feeders.weights`.
+        steps_per_epoch: batches per pass; the next pass continues where the
+            last one stopped (across epoch boundaries), as in the Keras guide.
+        kind: the registry name of the source kind, for messages.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        class_weight: Mapping[Any, Any] | Sequence[Any] | None = None,
+        steps_per_epoch: int | None = None,
+        kind: str = "custom",
+    ) -> None:
+        if not isinstance(source, Source):
+            raise TypeError(
+                f"`source` must implement feeders.Source (num_batches, spec, epoch, close), "
+                f"but got {type(source).__name__}."
+            )
+        self.source = source
+        self.kind = kind
+        self._class_weight = class_weight
+        self._steps = _check_steps(steps_per_epoch, source.num_batches)
+        self._weighting = Weighting(class_weight, source.spec.y)
+        self._next_epoch = 0
+        self._start = 0
+        self._stream: Iterator[Batch] | None = None
+
+    # -- the Source contract -------------------------------------------------
+    @property
+    def num_batches(self) -> int | None:
+        return self._steps if self._steps is not None else self.source.num_batches
+
+    @property
+    def spec(self) -> BatchSpec:
+        source_spec = self.source.spec
+        if not self._weighting.active:
+            return source_spec
+        return BatchSpec(source_spec.x, source_spec.y, _weight_spec(self._weighting, source_spec))
+
+    def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        weighting = self._weighting
+        for x, y, sample_weight in self.source.epoch(n, start):
+            yield x, y, weighting(y, sample_weight)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> Feeder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- position --------------------------------------------------------------
+    def seek(self, epoch: int, batch: int = 0) -> None:
+        """Make the next pass start at ``batch`` of ``epoch`` (used to resume)."""
+        self._next_epoch, self._start, self._stream = epoch, batch, None
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """``(epoch, batch)`` where the next pass will start."""
+        return self._next_epoch, self._start
+
+    def __iter__(self) -> Iterator[Batch]:
+        """The batches of the next pass (an epoch, or ``steps_per_epoch`` batches)."""
+        if self._steps is None:
+            n, start = self._next_epoch, self._start
+            self._next_epoch, self._start = n + 1, 0
+            return self.epoch(n, start)
+        return self._steps_pass(self._steps)
+
+    def _steps_pass(self, steps: int) -> Iterator[Batch]:
+        if self._stream is None:
+            self._stream = self._endless()
+        for _ in range(steps):
+            yield next(self._stream)
+
+    def _endless(self) -> Iterator[Batch]:
+        for n in itertools.count(self._next_epoch):
+            start, self._start = self._start, 0
+            self._next_epoch = n + 1
+            yield from self.epoch(n, start)
+
+    # -- derived feeders -----------------------------------------------------
+    def split(self, at: int | float) -> tuple[Feeder, Feeder]:
+        """Split off the last ``at`` samples (or fraction) as validation data, before shuffling.
+
+        The validation feeder keeps ``sample_weight`` but not ``class_weight``,
+        as Keras does with ``validation_split``.
+        """
+        split = getattr(self.source, "split", None)
+        if split is None:
+            raise TypeError(
+                f"`split` is not supported by {self.kind!r} sources "
+                f"({type(self.source).__name__}). Pass validation_data instead."
+            )
+        first, second = split(at)
+        train = Feeder(first, class_weight=self._class_weight, steps_per_epoch=self._steps, kind=self.kind)
+        return train, Feeder(second, kind=self.kind)
+
+    def bind(self, model: Any) -> Feeder:
+        """Check dict keys and list lengths against ``model``'s inputs and outputs.
+
+        Also lets ``class_weight`` be keyed by output name when ``y`` is a list.
+
+        Raises:
+            ValueError: a key is unknown or missing, or a list has the wrong length.
+        """
+        spec = self.source.spec
+        inputs = [t.name for t in getattr(model, "inputs", None) or []]
+        outputs = list(getattr(model, "output_names", None) or [])
+        for part, names, arg, kind in ((spec.x, inputs, "x", "input"), (spec.y, outputs, "y", "output")):
+            if not names or part is None:
+                continue
+            check_names(part, names, arg, kind)
+            if isinstance(part, list | tuple) and len(part) != len(names):
+                raise ValueError(
+                    f"`{arg}` is a list of {len(part)} arrays but the model has {len(names)} "
+                    f"{kind}s {names}. Give one array per {kind}, in order, or a dict by name."
+                )
+        if spec.sample_weight is not None and outputs:
+            check_names(spec.sample_weight, outputs, "sample_weight", "output")
+        self._weighting = Weighting(self._class_weight, spec.y, outputs or None)
+        return self
+
+    # -- Keras hand-off (DataAdapter) ------------------------------------------
+    def as_dataset(self) -> Any:
+        """A ``tf.data.Dataset`` of the batches, one epoch per iteration, with the exact spec."""
+        import tensorflow as tf
+
+        signature = self.spec.to_tf()
+        return tf.data.Dataset.from_generator(self._keras_pass, output_signature=signature)
+
+    def _keras_pass(self) -> Iterator[tuple[Tree, ...]]:
+        for x, y, sample_weight in self:
+            if sample_weight is not None:
+                yield (x, y, sample_weight)
+            elif y is not None:
+                yield (x, y)
+            else:
+                yield (x,)
+
+    def get_tf_dataset(self) -> Any:
+        return self.as_dataset()
+
+    def get_numpy_iterator(self) -> Iterator[tuple[Tree, ...]]:
+        return self._keras_pass()
+
+    def get_jax_iterator(self) -> Iterator[tuple[Tree, ...]]:
+        return self._keras_pass()
+
+    def get_torch_dataloader(self) -> Any:
+        raise NotImplementedError(
+            "feeders does not support the torch backend yet; use the TensorFlow or JAX backend."
+        )
+
+    @property
+    def batch_size(self) -> int | None:
+        return getattr(self.source, "batch_size", None)
+
+    @property
+    def has_partial_batch(self) -> bool:
+        return bool(getattr(self.source, "partial_batch_size", None))
+
+    @property
+    def partial_batch_size(self) -> int | None:
+        return getattr(self.source, "partial_batch_size", None)
+
+    def __repr__(self) -> str:
+        return (
+            f"Feeder(kind={self.kind!r}, num_batches={self.num_batches}, "
+            f"position={self.position}, spec={_describe(self.spec)})"
+        )
+
+
+def _check_steps(steps: Any, available: int | None) -> int | None:
+    if steps is None:
+        return None
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps <= 0:
+        raise ValueError(
+            f"`steps_per_epoch` must be a positive integer or None, but got steps_per_epoch={steps!r}."
+        )
+    return int(steps)
+
+
+def _weight_spec(weighting: Weighting, spec: BatchSpec) -> Tree:
+    """The weights' spec, found by weighting an empty batch of the target's shape."""
+
+    def empty(leaf: ArraySpec) -> np.ndarray:
+        return np.zeros((0, *(1 if d is None else d for d in leaf.shape[1:])), leaf.dtype)
+
+    y = map_tree(empty, spec.y)
+    sample_weight = None if spec.sample_weight is None else map_tree(empty, spec.sample_weight)
+    return BatchSpec.of((y, None, weighting(y, sample_weight))).sample_weight
+
+
+def _describe(spec: BatchSpec) -> str:
+    parts = {"x": spec.x, "y": spec.y, "sample_weight": spec.sample_weight}
+    return ", ".join(
+        f"{name}: {[leaf.describe() for leaf in flatten(tree)]}"
+        for name, tree in parts.items()
+        if tree is not None
+    )

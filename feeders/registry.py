@@ -1,0 +1,143 @@
+"""Which source kind handles a user's input: an ordered table, not an ``if/elif`` ladder.
+
+Each row is ``(name, predicate, factory)``; the first row whose predicate accepts
+the input wins. Users add rows with :func:`register_source` (placed first, so
+they can override a built-in kind); packages add rows through the entry-point
+group ``feeders.sources`` (each entry point names a :class:`SourceKind`).
+Predicates avoid importing TensorFlow or PyTorch to recognise their types.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+ENTRY_POINT_GROUP = "feeders.sources"
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One row of the table.
+
+    Args:
+        name: shown in errors and ``feeders validate``.
+        predicate: ``predicate(source) -> bool``, cheap, no heavy imports.
+        factory: ``factory(source, y, **options) -> Source``; may be a
+            ``"module:function"`` string so the module loads only when used.
+    """
+
+    name: str
+    predicate: Callable[[Any], bool]
+    factory: Callable[..., Any] | str
+
+    def make(self, source: Any, y: Any, **options: Any) -> Any:
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, attr = factory.partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+        return factory(source, y, **options)
+
+
+def _module_of(obj: Any) -> str:
+    return type(obj).__module__ or ""
+
+
+def is_arrays(obj: Any) -> bool:
+    """NumPy arrays (or array-likes such as tensors), or a list/tuple/dict of them."""
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        return True
+    if isinstance(obj, dict):
+        return bool(obj) and all(is_arrays(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return bool(obj) and all(is_arrays(v) for v in obj)
+    return hasattr(obj, "__array__") and hasattr(obj, "shape") and not hasattr(obj, "element_spec")
+
+
+def is_tf_dataset(obj: Any) -> bool:
+    """A ``tf.data.Dataset``, recognised without importing TensorFlow."""
+    return _module_of(obj).startswith("tensorflow") and hasattr(obj, "element_spec")
+
+
+def is_sequence(obj: Any) -> bool:
+    """A ``keras.utils.Sequence``/``PyDataset`` or any object with ``__len__`` and ``__getitem__``."""
+    if isinstance(obj, str | bytes | list | tuple | dict):
+        return False
+    return hasattr(type(obj), "__getitem__") and hasattr(type(obj), "__len__")
+
+
+def is_generator(obj: Any) -> bool:
+    """An iterator (single pass) or a callable returning one (a fresh pass per epoch)."""
+    return hasattr(obj, "__next__") or (callable(obj) and not isinstance(obj, type))
+
+
+_BUILTIN = [
+    SourceKind("arrays", is_arrays, "feeders.sources.arrays:from_arrays"),
+    SourceKind("tf.data", is_tf_dataset, "feeders.sources.tf_data:from_dataset"),
+    SourceKind("sequence", is_sequence, "feeders.sources.sequences:from_sequence"),
+    SourceKind("generator", is_generator, "feeders.sources.generators:from_generator"),
+]
+_user: list[SourceKind] = []
+_plugins: list[SourceKind] | None = None
+
+
+def register_source(
+    name: str, predicate: Callable[[Any], bool], factory: Callable[..., Any] | str
+) -> SourceKind:
+    """Add a source kind ahead of the built-in ones (a later registration wins).
+
+    Returns:
+        The new row; pass it to :func:`unregister_source` to remove it.
+    """
+    if not callable(predicate):
+        raise TypeError(f"`predicate` must be callable, but got {type(predicate).__name__}.")
+    kind = SourceKind(name, predicate, factory)
+    _user.insert(0, kind)
+    return kind
+
+
+def unregister_source(kind: SourceKind) -> None:
+    """Remove a row added by :func:`register_source`."""
+    _user.remove(kind)
+
+
+def _load_plugins() -> list[SourceKind]:
+    global _plugins
+    if _plugins is None:
+        found = []
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            kind = ep.load()
+            if not isinstance(kind, SourceKind):
+                raise TypeError(
+                    f"Entry point {ep.name!r} in group {ENTRY_POINT_GROUP!r} must name a "
+                    f"feeders.registry.SourceKind, but it gave {type(kind).__name__}."
+                )
+            found.append(kind)
+        _plugins = found
+    return _plugins
+
+
+def source_kinds() -> list[SourceKind]:
+    """Every row, in the order they are tried."""
+    return [*_user, *_load_plugins(), *_BUILTIN]
+
+
+def find_source_kind(source: Any) -> SourceKind:
+    """The first row that accepts ``source``.
+
+    Raises:
+        TypeError: nothing accepts it; the message lists every supported kind.
+    """
+    for kind in source_kinds():
+        if kind.predicate(source):
+            return kind
+    names = ", ".join(k.name for k in source_kinds())
+    raise TypeError(
+        f"`source` of type {type(source).__module__}.{type(source).__qualname__} is not "
+        f"supported; supported kinds: {names}. Convert it (e.g. np.asarray) or add a kind "
+        "with feeders.register_source(name, predicate, factory)."
+    )

@@ -1,0 +1,208 @@
+"""NumPy arrays (and lists/dicts of them) as a source.
+
+Why it is shaped this way: the data is never copied as a whole. Each batch is a
+view (in order) or a gather of ``batch_size`` rows (shuffled), cast to
+``float32`` per batch when the array holds other floats, so the extra memory is
+O(batch) plus one index permutation per epoch. ``split()`` makes views, too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from feeders.sources._checks import check_batch_size, check_split, reject_options
+from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, packer, paths
+from feeders.weights import check_sample_weight_shape, check_weights
+
+DEFAULT_BATCH_SIZE = 32
+FLOATX = np.dtype("float32")
+
+
+class ArraySource:
+    """Batches sliced from in-memory arrays, reshuffled per epoch from ``(seed, epoch)``.
+
+    Args:
+        x, y, sample_weight: arrays, or lists/dicts of arrays, all of one length.
+        batch_size: samples per batch (default 32, as Keras).
+        shuffle: a fresh permutation every epoch.
+        seed: makes the permutations reproducible; ``None`` draws one (see ``seed``).
+        drop_remainder: drop the last partial batch.
+    """
+
+    def __init__(
+        self,
+        x: Tree,
+        y: Tree | None = None,
+        sample_weight: Tree | None = None,
+        *,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        seed: int | None = None,
+        drop_remainder: bool = False,
+    ) -> None:
+        parts = [_as_arrays(part, name) for part, name in ((x, "x"), (y, "y"), (sample_weight, "sample_weight"))]
+        self._parts: list[Tree | None] = parts
+        self._leaves = [leaf for part in parts if part is not None for leaf in flatten(part)]
+        self._packers = [None if part is None else packer(part) for part in parts]
+        self._sizes = [0 if part is None else len(flatten(part)) for part in parts]
+        self.num_samples = _common_length(parts)
+        if parts[2] is not None:
+            if parts[1] is None:
+                raise ValueError("`sample_weight` needs targets, but y is None. Pass y as well.")
+            check_sample_weight_shape(parts[2], parts[1])
+            for leaf, where in zip(flatten(parts[2]), paths(parts[2], "sample_weight"), strict=True):
+                check_weights(leaf, where)
+        self.batch_size = check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
+        self.shuffle = bool(shuffle)
+        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        self.drop_remainder = bool(drop_remainder)
+        n_weights = self._sizes[2]
+        self._casts = [
+            FLOATX if _needs_cast(leaf, is_weight=i >= len(self._leaves) - n_weights) else None
+            for i, leaf in enumerate(self._leaves)
+        ]
+
+    @property
+    def num_batches(self) -> int:
+        rounding = math.floor if self.drop_remainder else math.ceil
+        return int(rounding(self.num_samples / self.batch_size))
+
+    @property
+    def partial_batch_size(self) -> int | None:
+        rest = self.num_samples % self.batch_size
+        return rest if rest and not self.drop_remainder else None
+
+    @property
+    def spec(self) -> BatchSpec:
+        fixed = self.partial_batch_size is None
+        leaves = iter(
+            ArraySpec((self.batch_size if fixed else None, *leaf.shape[1:]), cast or leaf.dtype)
+            for leaf, cast in zip(self._leaves, self._casts, strict=True)
+        )
+        return BatchSpec(
+            *(None if pack is None else pack([next(leaves) for _ in range(size)])
+              for pack, size in zip(self._packers, self._sizes, strict=True))
+        )
+
+    def order(self, n: int) -> np.ndarray | None:
+        """The sample order of epoch ``n`` (``None``: the natural order)."""
+        if not self.shuffle:
+            return None
+        return np.random.default_rng([self.seed, n]).permutation(self.num_samples)
+
+    def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        order = self.order(n)
+        size = self.batch_size
+        for b in range(start, self.num_batches):
+            lo, hi = b * size, min((b + 1) * size, self.num_samples)
+            index: slice | np.ndarray = slice(lo, hi) if order is None else order[lo:hi]
+            yield self._batch(index)
+
+    def _batch(self, index: slice | np.ndarray) -> Batch:
+        leaves = [
+            leaf[index] if cast is None else leaf[index].astype(cast)
+            for leaf, cast in zip(self._leaves, self._casts, strict=True)
+        ]
+        out: list[Tree | None] = []
+        at = 0
+        for pack, size in zip(self._packers, self._sizes, strict=True):
+            out.append(None if pack is None else pack(leaves[at : at + size]))
+            at += size
+        return out[0], out[1], out[2]
+
+    def split(self, at: int | float) -> tuple[ArraySource, ArraySource]:
+        """The first samples for training and the last ``at`` (or fraction) for validation.
+
+        Taken before any shuffling, as Keras' ``validation_split``; the
+        validation part is not shuffled. Both are views of the same arrays.
+        """
+        cut = self.num_samples - check_split(at, self.num_samples)
+
+        def part(rows: slice, shuffle: bool) -> ArraySource:
+            sliced = [None if p is None else packer(p)([leaf[rows] for leaf in flatten(p)]) for p in self._parts]
+            return ArraySource(
+                *sliced,
+                batch_size=self.batch_size,
+                shuffle=shuffle,
+                seed=self.seed,
+                drop_remainder=self.drop_remainder and shuffle,
+            )
+
+        return part(slice(0, cut), self.shuffle), part(slice(cut, None), False)
+
+    def close(self) -> None:
+        """Nothing to release: the arrays belong to the caller."""
+
+
+def from_arrays(
+    x: Tree,
+    y: Tree | None = None,
+    *,
+    sample_weight: Tree | None = None,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    drop_remainder: bool = False,
+    **options: Any,
+) -> ArraySource:
+    """Registry factory for the ``"arrays"`` kind."""
+    reject_options(options, "arrays")
+    return ArraySource(
+        x, y, sample_weight, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder
+    )
+
+
+def _as_arrays(part: Tree | None, name: str) -> Tree | None:
+    """NumPy views of every leaf (no copy for ndarrays); lists of scalars become one array."""
+    if part is None:
+        return None
+    if isinstance(part, list) and part and np.isscalar(part[0]):
+        return np.asarray(part)
+    if isinstance(part, dict):
+        return {key: _as_arrays(value, f"{name}[{key!r}]") for key, value in part.items()}
+    if isinstance(part, list | tuple):
+        return [_as_arrays(value, f"{name}[{i}]") for i, value in enumerate(part)]
+    array = np.asarray(part)
+    if array.ndim == 0:
+        raise ValueError(
+            f"`{name}` must be an array with one row per sample, but got a scalar "
+            f"(dtype {array.dtype}). Pass an array of shape (num_samples, ...)."
+        )
+    if array.dtype == object:
+        raise TypeError(
+            f"`{name}` has dtype object (shape {array.shape}); feeders needs numeric arrays. "
+            "Convert with np.asarray(..., dtype=...) or pad ragged rows."
+        )
+    return array
+
+
+def _common_length(parts: list[Tree | None]) -> int:
+    lengths = {
+        where: len(leaf)
+        for part, name in zip(parts, ("x", "y", "sample_weight"), strict=True)
+        if part is not None
+        for leaf, where in zip(flatten(part), paths(part, name), strict=True)
+    }
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{where}: {n}" for where, n in lengths.items())
+        raise ValueError(
+            f"`x`, `y` and `sample_weight` must have the same number of samples, but got {shown}. "
+            "Trim or align them so that row i of each is the same sample."
+        )
+    length = next(iter(lengths.values()))
+    if length == 0:
+        raise ValueError(
+            f"`x` is empty (0 samples, shapes {[np.shape(leaf) for leaf in flatten(parts[0])]}). "
+            "Pass at least one sample."
+        )
+    return length
+
+
+def _needs_cast(leaf: np.ndarray, is_weight: bool) -> bool:
+    """Floats (and every weight) travel as float32, as Keras casts them."""
+    floating = is_weight or np.issubdtype(leaf.dtype, np.floating)
+    return bool(floating and leaf.dtype != FLOATX)

@@ -1,0 +1,263 @@
+"""``sample_weight`` and ``class_weight`` → one weight array per output.
+
+Why one module: every source kind weights its batches the same way, so the rules
+live here once. Unlike Keras, ``class_weight`` may be given per output
+(``{output_name: {class: weight}}``) and may be combined with ``sample_weight``
+(the two multiply). Labels may be sparse integers, one-hot rows, or per-timestep
+targets; a missing class is an error, never a silent weight of 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from feeders.structure import Tree, flatten, packer, paths
+
+FLOATX = np.float32
+
+
+def check_weights(values: np.ndarray, arg: str) -> None:
+    """Refuse negative, NaN or infinite weights (vectorised).
+
+    Raises:
+        ValueError: names ``arg``, counts the bad entries and shows the first one.
+    """
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+        raise TypeError(
+            f"`{arg}` must hold real numbers, but got dtype {values.dtype} "
+            f"(shape {values.shape}). Pass a float array."
+        )
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        first = np.argwhere(bad)[0]
+        raise ValueError(
+            f"`{arg}` must be finite and non-negative, but got {int(bad.sum())} bad "
+            f"value(s) (shape {values.shape}; first at index {tuple(first.tolist())}: "
+            f"{values[tuple(first)]!r}). Replace NaN/inf/negative weights, e.g. "
+            "with np.nan_to_num(w).clip(0)."
+        )
+
+
+@dataclass(frozen=True)
+class ClassWeightTable:
+    """A dense lookup ``class index → weight``; NaN marks a class that has no weight."""
+
+    table: np.ndarray
+    arg: str
+
+    @classmethod
+    def build(cls, class_weight: Mapping[Any, Any], arg: str) -> ClassWeightTable:
+        if not class_weight:
+            raise ValueError(f"`{arg}` is empty. Pass {{class_index: weight}} or None.")
+        keys = list(class_weight)
+        if not all(isinstance(k, int | np.integer) and not isinstance(k, bool) for k in keys):
+            raise TypeError(
+                f"`{arg}` keys must be integer class indices, but got keys {keys[:5]}. "
+                "Map class indices to weights, e.g. {0: 1.0, 1: 2.5}."
+            )
+        if min(keys) < 0:
+            raise ValueError(f"`{arg}` keys must be >= 0, but got {min(keys)}.")
+        values = np.asarray([class_weight[k] for k in keys], dtype=np.float64)
+        check_weights(values, arg)
+        table = np.full(int(max(keys)) + 1, np.nan, dtype=FLOATX)
+        table[np.asarray(keys, dtype=np.int64)] = values
+        return cls(table, arg)
+
+    def lookup(self, y: np.ndarray, where: str) -> np.ndarray:
+        """Weights for the labels in ``y`` (sparse, one-hot, or per timestep)."""
+        labels = class_labels(y, self.arg, where)
+        known = (labels >= 0) & (labels < len(self.table))
+        weights = self.table[np.where(known, labels, 0)]
+        missing = ~known | np.isnan(weights)
+        if missing.any():
+            absent = np.unique(labels[missing])[:10].tolist()
+            raise ValueError(
+                f"`{self.arg}` has no weight for class(es) {absent} found in {where}; "
+                f"it covers classes {np.flatnonzero(~np.isnan(self.table)).tolist()[:20]}. "
+                "Add a weight for every class that occurs in the labels."
+            )
+        return weights
+
+
+def class_labels(y: np.ndarray, arg: str, where: str) -> np.ndarray:
+    """Integer class labels from sparse, one-hot or per-timestep targets.
+
+    Integer targets are sparse labels of any rank (a trailing axis of 1 is
+    dropped); float targets whose last axis is wider than 1 are one-hot (argmax),
+    as Keras reads them; other float targets must hold whole numbers.
+    """
+    y = np.asarray(y)
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y[..., 0]
+    elif np.issubdtype(y.dtype, np.floating) and y.ndim > 1:
+        return np.argmax(y, axis=-1)
+    if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
+        return y.astype(np.int64, copy=False)
+    if np.issubdtype(y.dtype, np.floating):
+        labels = np.rint(y)
+        if not np.array_equal(labels, y):
+            raise ValueError(
+                f"`{arg}` needs integer class labels, but {where} holds non-integer "
+                f"floats (shape {y.shape}, dtype {y.dtype}). Use class indices or "
+                "one-hot rows, or drop class_weight for regression targets."
+            )
+        return labels.astype(np.int64)
+    raise TypeError(
+        f"`{arg}` needs integer class labels, but {where} has dtype {y.dtype} "
+        f"(shape {y.shape}). Encode the labels as class indices."
+    )
+
+
+class Weighting:
+    """Turns ``(y, sample_weight)`` of a batch into per-output weights.
+
+    Why a class: the class-weight tables are validated and built once, when the
+    feeder is made; each batch then pays only vectorised lookups.
+
+    Args:
+        class_weight: ``{class: weight}`` for a single output, or
+            ``{output_name: {class: weight}}`` / a list of such dicts for several.
+        y_template: the structure of ``y`` (used to match outputs).
+        output_names: names of list-structured outputs, when known (``bind``).
+    """
+
+    def __init__(
+        self,
+        class_weight: Mapping[Any, Any] | Sequence[Any] | None,
+        y_template: Tree | None,
+        output_names: Sequence[str] | None = None,
+    ) -> None:
+        self.active = class_weight is not None
+        self._tables: list[ClassWeightTable | None] = []
+        if class_weight is None:
+            return
+        if y_template is None:
+            raise ValueError(
+                "`class_weight` needs targets, but the feeder has no `y`. "
+                "Pass labels (y) or drop class_weight."
+            )
+        leaves = flatten(y_template)
+        names = _output_names(y_template, output_names)
+        self._where = paths(y_template, "y")
+        self._tables = _tables_per_output(class_weight, y_template, leaves, names)
+
+    def __call__(self, y: Tree | None, sample_weight: Tree | None) -> Tree | None:
+        """The batch's ``sample_weight`` with class weights multiplied in."""
+        if not self.active:
+            return sample_weight
+        y_leaves = flatten(y)
+        shared = sample_weight is not None and not isinstance(sample_weight, list | tuple | dict)
+        sw_leaves = (
+            [sample_weight] * len(y_leaves)
+            if shared or sample_weight is None
+            else flatten(sample_weight)
+        )
+        out = []
+        for table, labels, sw, where in zip(
+            self._tables, y_leaves, sw_leaves, self._where, strict=True
+        ):
+            weights = None if table is None else table.lookup(labels, where)
+            out.append(_multiply(weights, sw, len(labels)))
+        return packer(y)(out)
+
+
+def _output_names(y: Tree, output_names: Sequence[str] | None) -> list[str | None]:
+    if isinstance(y, Mapping):
+        return list(y)
+    if isinstance(y, list | tuple):
+        names: list[str | None] = list(output_names or [])
+        return names + [None] * (len(y) - len(names))
+    return [None]
+
+
+def _tables_per_output(
+    class_weight: Mapping[Any, Any] | Sequence[Any],
+    y: Tree,
+    leaves: list[Any],
+    names: list[str | None],
+) -> list[ClassWeightTable | None]:
+    if isinstance(class_weight, Sequence) and not isinstance(class_weight, str):
+        if len(class_weight) != len(leaves):
+            raise ValueError(
+                f"`class_weight` given as a list needs one entry per output ({len(leaves)}), "
+                f"but got {len(class_weight)}. Use None for outputs without class weights."
+            )
+        return [
+            None if cw is None else ClassWeightTable.build(cw, f"class_weight[{i}]")
+            for i, cw in enumerate(class_weight)
+        ]
+    if not isinstance(class_weight, Mapping):
+        raise TypeError(
+            "`class_weight` must be a dict {class: weight}, {output_name: {class: weight}} "
+            f"or a list of dicts, but got {type(class_weight).__name__}."
+        )
+    if all(isinstance(k, str) for k in class_weight):
+        unknown = sorted(set(class_weight) - {n for n in names if n is not None})
+        if unknown:
+            raise ValueError(
+                f"`class_weight` names output(s) {unknown} that the targets do not have; "
+                f"valid output names are {[n for n in names if n is not None]}. Key "
+                "class_weight by output name (dict targets, or a model bound with bind())."
+            )
+        return [
+            None
+            if name not in class_weight
+            else ClassWeightTable.build(class_weight[name], f"class_weight[{name!r}]")
+            for name in names
+        ]
+    if len(leaves) != 1:
+        raise ValueError(
+            f"`class_weight` as {{class: weight}} applies to a single output, but y has "
+            f"{len(leaves)} outputs. Key it by output name: "
+            "{'output_name': {class: weight}}."
+        )
+    return [ClassWeightTable.build(class_weight, "class_weight")]
+
+
+def _multiply(class_w: np.ndarray | None, sample_w: Any, n: int) -> np.ndarray:
+    if sample_w is None:
+        return np.ones(n, dtype=FLOATX) if class_w is None else class_w
+    sample_w = np.asarray(sample_w, dtype=FLOATX)
+    if class_w is None:
+        return sample_w
+    if class_w.ndim > sample_w.ndim:
+        sample_w = sample_w.reshape(sample_w.shape + (1,) * (class_w.ndim - sample_w.ndim))
+    return np.asarray(class_w * sample_w, dtype=FLOATX)
+
+
+def check_sample_weight_shape(sample_weight: Tree, y: Tree, arg: str = "sample_weight") -> None:
+    """Each weight array must cover its output's leading dims (per sample or per timestep).
+
+    Raises:
+        ValueError: names the output and shows both shapes.
+    """
+    y_leaves = flatten(y)
+    if not isinstance(sample_weight, list | tuple | dict):
+        pairs = [(sample_weight, leaf, arg, where) for leaf, where in zip(y_leaves, paths(y, "y"), strict=True)]
+    else:
+        sw_leaves = flatten(sample_weight)
+        if len(sw_leaves) != len(y_leaves):
+            raise ValueError(
+                f"`{arg}` has {len(sw_leaves)} per-output arrays but y has {len(y_leaves)} "
+                "outputs. Give one array per output, or one array shared by all."
+            )
+        if isinstance(sample_weight, dict) and isinstance(y, dict) and set(sample_weight) != set(y):
+            raise ValueError(
+                f"`{arg}` keys {sorted(sample_weight)} must match y's keys {sorted(y)}."
+            )
+        pairs = list(
+            zip(sw_leaves, y_leaves, paths(sample_weight, arg), paths(y, "y"), strict=True)
+        )
+    for sw, target, sw_name, y_name in pairs:
+        sw_shape, y_shape = np.shape(sw), np.shape(target)
+        if len(sw_shape) == 0 or sw_shape != y_shape[: len(sw_shape)]:
+            raise ValueError(
+                f"`{sw_name}` must have shape (n,) or a prefix of its output's shape "
+                f"{y_shape} (per sample or per timestep), but got shape {sw_shape} for "
+                f"{y_name}. Give one weight per sample."
+            )
