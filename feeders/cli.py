@@ -1,0 +1,57 @@
+"""The ``feeders`` command: ``demo`` (the main job) and the tools later issues add.
+
+Why argparse with one function per sub-command: each command stays a thin,
+testable shell around library calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Train the guide's MNIST model through the array feeder and print the result."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from feeders.harness import run_mnist
+
+    console = Console()
+    result = run_mnist(args.data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
+    table = Table(title=f"MNIST reference model through feeders.adapt (data: {result.data})")
+    table.add_column("epoch", justify="right")
+    for metric in result.history:
+        table.add_column(metric.replace("sparse_categorical_accuracy", "accuracy"), justify="right")
+    for epoch in range(len(next(iter(result.history.values())))):
+        table.add_row(str(epoch + 1), *(f"{values[epoch]:.4f}" for values in result.history.values()))
+    console.print(table)
+    console.print(
+        f"test: loss {result.test_loss:.4f}, accuracy {result.test_accuracy:.4f} "
+        f"({result.num_train:,} train / {result.num_validation:,} validation / "
+        f"{result.num_test:,} test images)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feeders", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("demo", help="train the guide's MNIST model through feeders (offline)")
+    p.add_argument("--data", default=None, help="mnist.npz or a folder with it (default: $FEEDERS_DATA_DIR, then the bundled sample)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
+    p.set_defaults(run=demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
