@@ -36,6 +36,12 @@ def adapt(
         return source
     kind = find_source_kind(source)
     made = kind.make(
-        source, y, sample_weight=sample_weight, batch_size=batch_size, shuffle=shuffle, seed=seed, **options
+        source,
+        y,
+        sample_weight=sample_weight,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        **options,
     )
     return Feeder(made, class_weight=class_weight, steps_per_epoch=steps_per_epoch, kind=kind.name)

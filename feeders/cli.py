@@ -19,13 +19,21 @@ def demo(args: argparse.Namespace) -> int:
     from feeders.harness import run_mnist
 
     console = Console()
-    result = run_mnist(args.data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, verbose=args.verbose)
+    result = run_mnist(
+        args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        verbose=args.verbose,
+    )
     table = Table(title=f"MNIST reference model through feeders.adapt (data: {result.data})")
     table.add_column("epoch", justify="right")
     for metric in result.history:
         table.add_column(metric.replace("sparse_categorical_accuracy", "accuracy"), justify="right")
     for epoch in range(len(next(iter(result.history.values())))):
-        table.add_row(str(epoch + 1), *(f"{values[epoch]:.4f}" for values in result.history.values()))
+        table.add_row(
+            str(epoch + 1), *(f"{values[epoch]:.4f}" for values in result.history.values())
+        )
     console.print(table)
     console.print(
         f"test: loss {result.test_loss:.4f}, accuracy {result.test_accuracy:.4f} "
@@ -39,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feeders", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("demo", help="train the guide's MNIST model through feeders (offline)")
-    p.add_argument("--data", default=None, help="mnist.npz or a folder with it (default: $FEEDERS_DATA_DIR, then the bundled sample)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="mnist.npz or a folder with it (default: $FEEDERS_DATA_DIR, then the bundled sample)",
+    )
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)

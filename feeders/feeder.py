@@ -16,7 +16,16 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from feeders.keras_glue import DataAdapter
-from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, check_names, flatten, map_tree
+from feeders.structure import (
+    ArraySpec,
+    Batch,
+    BatchSpec,
+    Tree,
+    check_names,
+    flatten,
+    lists_to_tuples,
+    map_tree,
+)
 from feeders.weights import Weighting
 
 
@@ -157,7 +166,9 @@ class Feeder(DataAdapter):  # type: ignore[misc]
                 f"({type(self.source).__name__}). Pass validation_data instead."
             )
         first, second = split(at)
-        train = Feeder(first, class_weight=self._class_weight, steps_per_epoch=self._steps, kind=self.kind)
+        train = Feeder(
+            first, class_weight=self._class_weight, steps_per_epoch=self._steps, kind=self.kind
+        )
         return train, Feeder(second, kind=self.kind)
 
     def bind(self, model: Any) -> Feeder:
@@ -171,7 +182,10 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         spec = self.source.spec
         inputs = [t.name for t in getattr(model, "inputs", None) or []]
         outputs = list(getattr(model, "output_names", None) or [])
-        for part, names, arg, kind in ((spec.x, inputs, "x", "input"), (spec.y, outputs, "y", "output")):
+        for part, names, arg, kind in (
+            (spec.x, inputs, "x", "input"),
+            (spec.y, outputs, "y", "output"),
+        ):
             if not names or part is None:
                 continue
             check_names(part, names, arg, kind)
@@ -194,6 +208,13 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         return tf.data.Dataset.from_generator(self._keras_pass, output_signature=signature)
 
     def _keras_pass(self) -> Iterator[tuple[Tree, ...]]:
+        spec = self.source.spec
+        if any(isinstance(part, list) for part in (spec.x, spec.y, spec.sample_weight)):
+            yield from (tuple(lists_to_tuples(part) for part in batch) for batch in self._tuples())
+        else:
+            yield from self._tuples()
+
+    def _tuples(self) -> Iterator[tuple[Tree, ...]]:
         for x, y, sample_weight in self:
             if sample_weight is not None:
                 yield (x, y, sample_weight)

@@ -130,7 +130,16 @@ class BatchSpec:
         def tensor_spec(spec: ArraySpec) -> tf.TensorSpec:
             return tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype))
 
-        return tuple(map_tree(tensor_spec, part) for part in self.parts())
+        return tuple(lists_to_tuples(map_tree(tensor_spec, part)) for part in self.parts())
+
+
+def lists_to_tuples(tree: Tree) -> Tree:
+    """tf.data reads a list as one tensor to stack; outputs by position must be tuples."""
+    if isinstance(tree, Mapping):
+        return {key: lists_to_tuples(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return tuple(lists_to_tuples(value) for value in tree)
+    return tree
 
 
 def _leaf_spec(leaf: Any) -> ArraySpec:

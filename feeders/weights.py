@@ -27,7 +27,9 @@ def check_weights(values: np.ndarray, arg: str) -> None:
         ValueError: names ``arg``, counts the bad entries and shows the first one.
     """
     values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(values.dtype, np.complexfloating):
+    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
+        values.dtype, np.complexfloating
+    ):
         raise TypeError(
             f"`{arg}` must hold real numbers, but got dtype {values.dtype} "
             f"(shape {values.shape}). Pass a float array."
@@ -238,7 +240,10 @@ def check_sample_weight_shape(sample_weight: Tree, y: Tree, arg: str = "sample_w
     """
     y_leaves = flatten(y)
     if not isinstance(sample_weight, list | tuple | dict):
-        pairs = [(sample_weight, leaf, arg, where) for leaf, where in zip(y_leaves, paths(y, "y"), strict=True)]
+        pairs = [
+            (sample_weight, leaf, arg, where)
+            for leaf, where in zip(y_leaves, paths(y, "y"), strict=True)
+        ]
     else:
         sw_leaves = flatten(sample_weight)
         if len(sw_leaves) != len(y_leaves):

@@ -73,10 +73,14 @@ def run_mnist(
     """
     x_train, y_train, x_test, y_test = mnist_arrays(path)
     held_out = validation_size(len(x_train))
-    train, val = make_feeder(x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed).split(held_out)
+    train, val = make_feeder(
+        x_train, y_train, batch_size=batch_size, shuffle=True, seed=seed
+    ).split(held_out)
     test = make_feeder(x_test, y_test, batch_size=128, shuffle=False)
     model = mnist_model(seed)
-    history = model.fit(train, epochs=epochs, validation_data=val, verbose=verbose, callbacks=callbacks)
+    history = model.fit(
+        train, epochs=epochs, validation_data=val, verbose=verbose, callbacks=callbacks
+    )
     test_loss, test_accuracy = model.evaluate(test, verbose=0)
     source = mnist_source(path)
     return MnistResult(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from feeders.sources._checks import check_batch_size, check_split, reject_options
+from feeders.sources._checks import check_batch_size, check_split, draw_seed, reject_options
 from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, packer, paths
 from feeders.weights import check_sample_weight_shape, check_weights
 
@@ -44,7 +44,10 @@ class ArraySource:
         seed: int | None = None,
         drop_remainder: bool = False,
     ) -> None:
-        parts = [_as_arrays(part, name) for part, name in ((x, "x"), (y, "y"), (sample_weight, "sample_weight"))]
+        parts = [
+            _as_arrays(part, name)
+            for part, name in ((x, "x"), (y, "y"), (sample_weight, "sample_weight"))
+        ]
         self._parts: list[Tree | None] = parts
         self._leaves = [leaf for part in parts if part is not None for leaf in flatten(part)]
         self._packers = [None if part is None else packer(part) for part in parts]
@@ -54,11 +57,13 @@ class ArraySource:
             if parts[1] is None:
                 raise ValueError("`sample_weight` needs targets, but y is None. Pass y as well.")
             check_sample_weight_shape(parts[2], parts[1])
-            for leaf, where in zip(flatten(parts[2]), paths(parts[2], "sample_weight"), strict=True):
+            for leaf, where in zip(
+                flatten(parts[2]), paths(parts[2], "sample_weight"), strict=True
+            ):
                 check_weights(leaf, where)
         self.batch_size = check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
         self.shuffle = bool(shuffle)
-        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        self.seed = draw_seed() if seed is None else int(seed)
         self.drop_remainder = bool(drop_remainder)
         n_weights = self._sizes[2]
         self._casts = [
@@ -84,8 +89,10 @@ class ArraySource:
             for leaf, cast in zip(self._leaves, self._casts, strict=True)
         )
         return BatchSpec(
-            *(None if pack is None else pack([next(leaves) for _ in range(size)])
-              for pack, size in zip(self._packers, self._sizes, strict=True))
+            *(
+                None if pack is None else pack([next(leaves) for _ in range(size)])
+                for pack, size in zip(self._packers, self._sizes, strict=True)
+            )
         )
 
     def order(self, n: int) -> np.ndarray | None:
@@ -123,7 +130,10 @@ class ArraySource:
         cut = self.num_samples - check_split(at, self.num_samples)
 
         def part(rows: slice, shuffle: bool) -> ArraySource:
-            sliced = [None if p is None else packer(p)([leaf[rows] for leaf in flatten(p)]) for p in self._parts]
+            sliced = [
+                None if p is None else packer(p)([leaf[rows] for leaf in flatten(p)])
+                for p in self._parts
+            ]
             return ArraySource(
                 *sliced,
                 batch_size=self.batch_size,
@@ -152,7 +162,13 @@ def from_arrays(
     """Registry factory for the ``"arrays"`` kind."""
     reject_options(options, "arrays")
     return ArraySource(
-        x, y, sample_weight, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder
+        x,
+        y,
+        sample_weight,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        drop_remainder=drop_remainder,
     )
 
 
