@@ -26,7 +26,7 @@ from feeders.structure import (
     lists_to_tuples,
     map_tree,
 )
-from feeders.weights import Weighting
+from feeders.weights import Weighting, tf_weighting
 
 
 @runtime_checkable
@@ -95,6 +95,7 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         self._next_epoch = 0
         self._start = 0
         self._stream: Iterator[Batch] | None = None
+        self._native_stream: Any = None
 
     # -- the Source contract -------------------------------------------------
     @property
@@ -126,6 +127,7 @@ class Feeder(DataAdapter):  # type: ignore[misc]
     def seek(self, epoch: int, batch: int = 0) -> None:
         """Make the next pass start at ``batch`` of ``epoch`` (used to resume)."""
         self._next_epoch, self._start, self._stream = epoch, batch, None
+        self._native_stream = None
 
     @property
     def position(self) -> tuple[int, int]:
@@ -135,9 +137,7 @@ class Feeder(DataAdapter):  # type: ignore[misc]
     def __iter__(self) -> Iterator[Batch]:
         """The batches of the next pass (an epoch, or ``steps_per_epoch`` batches)."""
         if self._steps is None:
-            n, start = self._next_epoch, self._start
-            self._next_epoch, self._start = n + 1, 0
-            return self.epoch(n, start)
+            return self.epoch(*self._claim_pass())
         return self._steps_pass(self._steps)
 
     def _steps_pass(self, steps: int) -> Iterator[Batch]:
@@ -147,10 +147,21 @@ class Feeder(DataAdapter):  # type: ignore[misc]
             yield next(self._stream)
 
     def _endless(self) -> Iterator[Batch]:
+        served, steps = 0, self._steps or 1
         for n in itertools.count(self._next_epoch):
+            if served and getattr(self.source, "single_pass", False):
+                raise ValueError(
+                    f"`steps_per_epoch={steps}` needs more batches than the single-pass "
+                    f"{self.kind!r} source has: it ran out after {served} batches, during pass "
+                    f"{served // steps + 1} (steps_per_epoch * epochs must be at most "
+                    f"{served}). Pass a callable that returns a fresh iterator (restarted every "
+                    "epoch), or lower steps_per_epoch or epochs."
+                )
             start, self._start = self._start, 0
             self._next_epoch = n + 1
-            yield from self.epoch(n, start)
+            for batch in self.epoch(n, start):
+                served += 1
+                yield batch
 
     # -- derived feeders -----------------------------------------------------
     def split(self, at: int | float) -> tuple[Feeder, Feeder]:
@@ -201,11 +212,51 @@ class Feeder(DataAdapter):  # type: ignore[misc]
 
     # -- Keras hand-off (DataAdapter) ------------------------------------------
     def as_dataset(self) -> Any:
-        """A ``tf.data.Dataset`` of the batches, one epoch per iteration, with the exact spec."""
+        """A ``tf.data.Dataset`` of the batches, one epoch per iteration, with the exact spec.
+
+        Sources that can build batches with TF ops (``source.as_dataset``) do so;
+        the others are wrapped with ``from_generator``. Either way, each
+        iteration claims the next epoch from this feeder's counter.
+        """
+        native = getattr(self.source, "as_dataset", None)
+        if native is not None:
+            dataset = self._native_dataset(native)
+            if dataset is not None:
+                return dataset
         import tensorflow as tf
 
         signature = self.spec.to_tf()
         return tf.data.Dataset.from_generator(self._keras_pass, output_signature=signature)
+
+    def _native_dataset(self, native: Any) -> Any:
+        """The source's own TF pipeline, weighted with TF ops (NOTE [ TF weighting ]).
+
+        With ``steps_per_epoch``, every pass takes its batches from one live
+        iterator over the epochs, so a pass continues where the last one stopped,
+        as on the NumPy path; :meth:`seek` drops that iterator.
+        """
+        import tensorflow as tf
+
+        dataset = native(self._claim_pass)
+        if dataset is None:
+            return None
+        weigh = tf_weighting(self._weighting)
+        if weigh is not None:
+            dataset = dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE)
+            dataset = dataset.prefetch(tf.data.AUTOTUNE)
+        if self._steps is None:
+            return dataset
+        if self._native_stream is None:
+            self._native_stream = iter(dataset.repeat())
+        stream = self._native_stream
+        take = tf.autograph.experimental.do_not_convert(lambda _: stream.get_next())
+        return tf.data.Dataset.range(self._steps).map(take)
+
+    def _claim_pass(self) -> tuple[int, int]:
+        """``(epoch, start)`` of the next pass, advancing the counter."""
+        n, start = self._next_epoch, self._start
+        self._next_epoch, self._start = n + 1, 0
+        return n, start
 
     def _keras_pass(self) -> Iterator[tuple[Tree, ...]]:
         spec = self.source.spec
@@ -262,6 +313,12 @@ def _check_steps(steps: Any, available: int | None) -> int | None:
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps <= 0:
         raise ValueError(
             f"`steps_per_epoch` must be a positive integer or None, but got steps_per_epoch={steps!r}."
+        )
+    if available is not None and steps > available:
+        raise ValueError(
+            f"`steps_per_epoch` must be at most the {available} batches the source has, but got "
+            f"steps_per_epoch={steps}. Lower it (each epoch continues where the last one "
+            "stopped), or repeat the data (e.g. ds.repeat()) for longer epochs."
         )
     return int(steps)
 

@@ -145,3 +145,38 @@ def test_unknown_option_is_refused_not_ignored() -> None:
 def test_object_arrays_are_refused() -> None:
     with pytest.raises(TypeError, match=r"`x` has dtype object \(shape \(2,\)\)"):
         feeders.adapt(np.array([np.zeros(2), np.zeros(3)], dtype=object))
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_tf_path_gives_the_numpy_paths_batches_epoch_by_epoch(drop_remainder: bool) -> None:
+    x = {"a": np.arange(46, dtype=np.float64)[:, None], "b": np.arange(46, dtype=np.int32)}
+    y = [np.arange(46) % 3, np.arange(46, dtype=np.float32)]
+    w = np.linspace(0, 1, 46)
+    reference = feeders.adapt(
+        x, y, sample_weight=w, batch_size=8, seed=2, drop_remainder=drop_remainder
+    )
+    feeder = feeders.adapt(
+        x, y, sample_weight=w, batch_size=8, seed=2, drop_remainder=drop_remainder
+    )
+    dataset = feeder.as_dataset()
+    for epoch in range(2):
+        got = list(dataset.as_numpy_iterator())
+        want = list(reference.epoch(epoch))
+        assert len(got) == len(want) == reference.num_batches
+        for (gx, gy, gw), (wx, wy, ww) in zip(got, want, strict=True):
+            np.testing.assert_array_equal(gx["a"], wx["a"])
+            np.testing.assert_array_equal(gx["b"], wx["b"])
+            np.testing.assert_array_equal(gy[0], wy[0])
+            np.testing.assert_array_equal(gy[1], wy[1])
+            np.testing.assert_array_equal(gw, ww)
+            assert gx["a"].dtype == wx["a"].dtype == np.float32
+
+
+def test_tf_path_resumes_at_the_sought_batch() -> None:
+    x = np.arange(30, dtype=np.float32)[:, None]
+    feeder = feeders.adapt(x, batch_size=4, seed=1)
+    feeder.seek(3, 5)
+    got = [b[0][:, 0].tolist() for b in feeder.as_dataset().as_numpy_iterator()]
+    want = [b[0][:, 0].tolist() for b in feeders.adapt(x, batch_size=4, seed=1).epoch(3, 5)]
+    assert got == want
+    assert feeder.position == (4, 0)

@@ -29,9 +29,7 @@ def check_split(at: Any, total: int, unit: str = "samples") -> int:
             f"`split` takes an int count or a float fraction, but got {type(at).__name__}."
         )
     count = (
-        total - math.floor(total * (1.0 - at))
-        if isinstance(at, float | np.floating)
-        else int(at)
+        total - math.floor(total * (1.0 - at)) if isinstance(at, float | np.floating) else int(at)
     )
     if not 0 < count < total:
         raise ValueError(

@@ -1,0 +1,387 @@
+"""Python generators as a source: a factory restarted every epoch, or one single-pass iterator.
+
+Why it is shaped this way: Keras peeks the first batches of a generator to learn
+their shapes and replays them at the start of every later pass, so a finite
+generator of 10 batches trains on 10, then 2, then 2. This source peeks the
+first batch **once**, at construction, to infer the :class:`BatchSpec`, and
+yields it exactly once, as batch 0 of the first pass. Every later batch is
+checked against that spec (structure, dtype, shape apart from the batch
+dimension, equal batch sizes across parts), so a bad batch fails with its index
+and field instead of deep inside the model.
+
+* A **callable** returning a fresh iterator (``make_batches``, a generator
+  function, ``lambda: iter(batches)``) is called once per epoch. It may be
+  split (by batches) and, with ``shuffle_buffer=n``, shuffled by batch: a
+  buffer of ``n`` batches, seeded from ``(seed, epoch)``, so the order is new
+  every epoch and reproducible.
+* A plain **iterator** is read once. A second pass is an error, never a silently
+  short epoch; with ``steps_per_epoch`` the feeder streams it across epochs and
+  says how many batches it had when it runs out.
+
+The number of batches per pass is ``num_batches=`` when given, else learned at
+the end of the first complete pass; a later pass that yields a different number
+is an error. Resuming at batch ``start`` draws and drops the first ``start``
+batches (a generator cannot seek).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from feeders.sources._checks import check_batch_size, check_split, draw_seed, reject_options
+from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, paths
+from feeders.weights import check_sample_weight_shape, check_weights
+
+ELEMENT_FORMS = "`x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`"
+_PART_NAMES = ("x", "y", "sample_weight")
+
+
+class GeneratorSource:
+    """Batches from a generator factory (one call per epoch) or a single-pass iterator.
+
+    Args:
+        generator: a callable returning an iterator of batches, or an iterator.
+        shuffle, seed, shuffle_buffer: shuffle by batch (factories and iterators),
+            only when ``shuffle_buffer`` is given; see the module docstring.
+        num_batches: batches per pass, when known up front.
+        window: the ``[start, stop)`` batches of each pass this source keeps
+            (set by :meth:`split`).
+
+    Raises:
+        TypeError: ``generator`` is neither, or its factory returns no iterator.
+        ValueError: the first batch is missing or malformed.
+    """
+
+    def __init__(
+        self,
+        generator: Callable[[], Iterable[Any]] | Iterator[Any],
+        *,
+        shuffle: bool = True,
+        seed: int | None = None,
+        shuffle_buffer: int | None = None,
+        num_batches: int | None = None,
+        window: tuple[int, int | None] = (0, None),
+        spec: BatchSpec | None = None,
+    ) -> None:
+        self.single_pass = hasattr(generator, "__next__")
+        if not self.single_pass and not callable(generator):
+            raise TypeError(
+                "`generator` must be an iterator or a callable returning one, but got "
+                f"{type(generator).__name__}."
+            )
+        self._generator = generator
+        self.shuffle_buffer = (
+            None
+            if shuffle_buffer is None or not shuffle
+            else check_batch_size(shuffle_buffer, "shuffle_buffer")
+        )
+        self.seed = draw_seed() if seed is None else int(seed)
+        self._declared = (
+            None if num_batches is None else check_batch_size(num_batches, "num_batches")
+        )
+        self._learned: int | None = None
+        self._window = window
+        self._served: int | None = None
+        self._pending: tuple[Any, Iterator[Any]] | None = None
+        if spec is None:
+            iterator = self._fresh()
+            try:
+                first = next(iterator)
+            except StopIteration:
+                raise ValueError(
+                    "`generator` yielded no batches; it must yield at least one "
+                    f"{ELEMENT_FORMS} batch."
+                ) from None
+            self._pending = (first, iterator)
+            spec = _first_spec(first)
+        self._spec = spec
+        self._check = _checker(spec)
+
+    # -- the Source contract ---------------------------------------------------
+    @property
+    def num_batches(self) -> int | None:
+        total = self._declared if self._declared is not None else self._learned
+        start, stop = self._window
+        if stop is not None:
+            return stop - start
+        return None if total is None else total - start
+
+    @property
+    def spec(self) -> BatchSpec:
+        return self._spec
+
+    def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        batches = self._pass(n)
+        if self.shuffle_buffer is not None:
+            batches = _buffer_shuffle(
+                batches, self.shuffle_buffer, np.random.default_rng([self.seed, n])
+            )
+        return itertools.islice(batches, start, None) if start else batches
+
+    def close(self) -> None:
+        """Close a pending generator (``generator.close()``), if it has one."""
+        if self._pending is not None:
+            getattr(self._pending[1], "close", lambda: None)()
+            self._pending = None
+
+    # -- one pass --------------------------------------------------------------
+    def _fresh(self) -> Iterator[Any]:
+        if self.single_pass:
+            return self._generator  # type: ignore[return-value]
+        made = self._generator()  # type: ignore[operator]
+        if not isinstance(made, Iterable):
+            raise TypeError(
+                "`generator` is a callable, so it must return an iterator of batches, but it "
+                f"returned {type(made).__name__}. Return a generator, or pass the iterator itself."
+            )
+        return iter(made)
+
+    def _pass(self, n: int) -> Iterator[Batch]:
+        if self._pending is not None:
+            first, iterator = self._pending
+            self._pending = None
+            elements: Iterator[Any] = itertools.chain((first,), iterator)
+        elif self.single_pass:
+            raise ValueError(
+                f"The single-pass generator was already read ({self._served} batches) and cannot "
+                f"restart for epoch {n}. Pass a callable that returns a fresh generator (e.g. "
+                "`lambda: make_batches()`), or train for one epoch, or set steps_per_epoch to "
+                "stream it across epochs."
+            )
+        else:
+            elements = self._fresh()
+        return self._checked(elements, n)
+
+    def _checked(self, elements: Iterator[Any], n: int) -> Iterator[Batch]:
+        start, stop = self._window
+        expected = self._declared if self._declared is not None else self._learned
+        check = self._check
+        count = 0
+        self._served = 0
+        for i, element in enumerate(elements):
+            if stop is not None and i >= stop:
+                return
+            if expected is not None and i >= expected:
+                raise ValueError(
+                    f"The generator yielded more than num_batches={expected} batches in epoch "
+                    f"{n} (batch {i} is extra). Every pass must yield the same number of batches; "
+                    "fix num_batches or the generator."
+                )
+            count = i + 1
+            if i >= start:
+                self._served = count
+                yield check(element, i, n)
+        if expected is not None and count < expected:
+            raise ValueError(
+                f"The generator ended after {count} batches in epoch {n}, but a pass has "
+                f"num_batches={expected}. Every pass must yield the same number of batches; "
+                "fix num_batches or the generator."
+            )
+        if expected is None:
+            self._learned = count
+
+    # -- validation split ------------------------------------------------------
+    def split(self, at: int | float) -> tuple[GeneratorSource, GeneratorSource]:
+        """The first batches of every pass for training, the last ``at`` (or fraction) for validation.
+
+        Both parts call the factory for every pass; the validation part draws
+        and drops the training batches first (a generator cannot seek), so a
+        costly generator is better split at its own source.
+        """
+        if self.single_pass:
+            raise ValueError(
+                "`split` needs a callable that returns a fresh generator every pass, but got a "
+                "single-pass iterator. Pass the generator function (or a lambda) instead."
+            )
+        total = self.num_batches
+        if total is None:
+            raise ValueError(
+                "`split` needs the number of batches a pass yields, but it is not known yet. "
+                "Pass num_batches=... to feeders.adapt, or split after one full epoch."
+            )
+        cut = total - check_split(at, total, "batches")
+        self.close()
+
+        def part(window: tuple[int, int | None], shuffle: bool) -> GeneratorSource:
+            return GeneratorSource(
+                self._generator,
+                shuffle=shuffle,
+                seed=self.seed,
+                shuffle_buffer=self.shuffle_buffer,
+                num_batches=total,
+                window=window,
+                spec=self._spec,
+            )
+
+        return part((0, cut), True), part((cut, None), False)
+
+
+def from_generator(
+    generator: Callable[[], Iterable[Any]] | Iterator[Any],
+    y: Tree | None = None,
+    *,
+    sample_weight: Tree | None = None,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    shuffle_buffer: int | None = None,
+    num_batches: int | None = None,
+    **options: Any,
+) -> GeneratorSource:
+    """Registry factory for the ``"generator"`` kind."""
+    reject_options(options, "generator")
+    for value, arg in ((y, "y"), (sample_weight, "sample_weight"), (batch_size, "batch_size")):
+        if value is not None:
+            raise TypeError(
+                f"`{arg}` must be None for a generator (it yields whole batches), but got "
+                f"{arg} of type {type(value).__name__}. Yield (x, y, sample_weight) batches "
+                "of the size you want."
+            )
+    return GeneratorSource(
+        generator,
+        shuffle=shuffle,
+        seed=seed,
+        shuffle_buffer=shuffle_buffer,
+        num_batches=num_batches,
+    )
+
+
+def _unpack(element: Any, index: int, epoch: int) -> tuple[Any, ...]:
+    """``(x, y, sample_weight)`` parts of one yielded batch, as Keras reads them."""
+    if isinstance(element, list):
+        element = tuple(element)
+    if not isinstance(element, tuple):
+        return (element,)
+    if not 1 <= len(element) <= 3:
+        raise ValueError(
+            f"Generator batches must be {ELEMENT_FORMS}, but batch {index} (epoch {epoch}) is a "
+            f"tuple of {len(element)}. Group several inputs into one tuple or dict: "
+            "yield (x_tuple_or_dict, y)."
+        )
+    return element
+
+
+def _as_array(leaf: Any) -> np.ndarray:
+    return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
+
+
+def _first_spec(element: Any) -> BatchSpec:
+    """The spec of the peeked batch, after checking its weights once."""
+    parts = _unpack(element, 0, 0)
+    arrays = [_to_arrays(part) for part in parts]
+    for i, part in enumerate(arrays):
+        for leaf, where in zip(flatten(part), paths(part, _PART_NAMES[i]), strict=True):
+            if leaf.dtype == object:
+                raise TypeError(
+                    f"Batch 0 of the generator has {where} of dtype object (shape {leaf.shape}); "
+                    "batches must hold numeric arrays. Pad ragged rows or cast with np.asarray(..., dtype=...)."
+                )
+    spec = BatchSpec.of((*arrays, None, None)[:3])  # type: ignore[arg-type]
+    if len(arrays) == 3:
+        check_sample_weight_shape(arrays[2], arrays[1])
+    return spec
+
+
+def _to_arrays(tree: Tree) -> Tree:
+    if isinstance(tree, Mapping):
+        return {key: _to_arrays(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_arrays(value) for value in tree)
+    return _as_array(tree)
+
+
+def _checker(spec: BatchSpec) -> Callable[[Any, int, int], Batch]:
+    """``check(element, index, epoch) -> (x, y, sample_weight)`` against ``spec``, as NumPy."""
+    templates = spec.parts()
+
+    def check(element: Any, index: int, epoch: int) -> Batch:
+        parts = _unpack(element, index, epoch)
+        if len(parts) != len(templates):
+            raise ValueError(
+                f"Batch {index} of the generator (epoch {epoch}) has {len(parts)} parts but batch 0 "
+                f"had {len(templates)} ({', '.join(_PART_NAMES[: len(templates)])}). Every batch "
+                "must have the same structure."
+            )
+        rows: dict[str, int] = {}
+        out = [
+            _walk(part, template, _PART_NAMES[i], index, epoch, rows)
+            for i, (part, template) in enumerate(zip(parts, templates, strict=True))
+        ]
+        if len(set(rows.values())) > 1:
+            raise ValueError(
+                f"Batch {index} of the generator (epoch {epoch}) has parts with different batch "
+                f"sizes: {rows}. Yield x, y and sample_weight with one row per sample."
+            )
+        if len(out) == 3:
+            for leaf, where in zip(flatten(out[2]), paths(out[2], "sample_weight"), strict=True):
+                check_weights(leaf, f"{where} of batch {index}")
+        x, y, sample_weight = (*out, None, None)[:3]
+        return x, y, sample_weight
+
+    return check
+
+
+def _walk(
+    tree: Any, template: Any, where: str, index: int, epoch: int, rows: dict[str, int]
+) -> Any:
+    """``tree`` as NumPy, checked leaf by leaf against ``template`` (a tree of ArraySpec)."""
+    if isinstance(template, ArraySpec):
+        if isinstance(tree, Mapping | list | tuple):
+            _mismatch(where, index, epoch, f"a {type(tree).__name__}", "an array")
+        array = _as_array(tree)
+        if array.dtype != template.dtype:
+            _mismatch(where, index, epoch, f"dtype {array.dtype}", f"dtype {template.dtype}")
+        if array.ndim != len(template.shape) or array.shape[1:] != template.shape[1:]:
+            dims = ", ".join("None" if d is None else str(d) for d in template.shape)
+            _mismatch(where, index, epoch, f"shape {array.shape}", f"shape ({dims})")
+        rows[where] = len(array)
+        return array
+    if isinstance(template, Mapping):
+        if not isinstance(tree, Mapping) or tree.keys() != template.keys():
+            got = (
+                f"keys {sorted(tree)}" if isinstance(tree, Mapping) else f"a {type(tree).__name__}"
+            )
+            _mismatch(where, index, epoch, got, f"keys {sorted(template)}")
+        return {
+            key: _walk(tree[key], sub, f"{where}[{key!r}]", index, epoch, rows)
+            for key, sub in template.items()
+        }
+    if not isinstance(tree, list | tuple) or len(tree) != len(template):
+        got = (
+            f"a {type(tree).__name__} of {len(tree)}"
+            if isinstance(tree, list | tuple)
+            else f"a {type(tree).__name__}"
+        )
+        _mismatch(where, index, epoch, got, f"a {type(template).__name__} of {len(template)}")
+    return type(template)(
+        _walk(value, sub, f"{where}[{i}]", index, epoch, rows)
+        for i, (value, sub) in enumerate(zip(tree, template, strict=True))
+    )
+
+
+def _mismatch(where: str, index: int, epoch: int, got: str, expected: str) -> None:
+    raise ValueError(
+        f"Batch {index} of the generator (epoch {epoch}) changed {where}: it has {got} where "
+        f"batch 0 had {expected}. Every batch must have the structure, dtypes and shapes "
+        "(apart from the batch size) of the first; cast or pad in the generator."
+    )
+
+
+def _buffer_shuffle(
+    batches: Iterator[Batch], size: int, rng: np.random.Generator
+) -> Iterator[Batch]:
+    """Shuffle by batch through a buffer of ``size`` batches, as ``tf.data``'s ``shuffle``."""
+    buffer: list[Batch] = []
+    for batch in batches:
+        if len(buffer) < size:
+            buffer.append(batch)
+            continue
+        i = int(rng.integers(size))
+        yield buffer[i]
+        buffer[i] = batch
+    for i in rng.permutation(len(buffer)):
+        yield buffer[i]
