@@ -15,7 +15,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks._timing import Measurement, emit, interleaved, ratio_row  # noqa: E402
+from benchmarks._timing import Measurement, emit, interleaved, ratio_row
 
 SUITE = "arrays"
 

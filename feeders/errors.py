@@ -47,8 +47,8 @@ class WorkerError(RuntimeError):
         pid: its process id.
         exitcode: the process exit code; negative when a signal ended it.
         signal: the signal's name (``"SIGKILL"``), or ``None`` for a plain exit.
-        epoch, batch: what it was fetching (``batch`` is the dataset index), or
-            ``None`` when it died idle.
+        epoch: the epoch under way.
+        batch: the dataset index it was fetching, or ``None`` when it died between batches.
     """
 
     def __init__(
@@ -83,13 +83,13 @@ class WorkerError(RuntimeError):
         """The error for a worker found dead, with the likely cause and the fix."""
         name = _signal_name(exitcode)
         how = f"was killed by signal {name}" if name else f"exited with code {exitcode}"
-        doing = (
-            f"while fetching {where(worker, batch, epoch)}" if batch is not None else "while idle"
-        )
+        state = "" if batch is not None else ", idle"
         if not started and name is None:
-            doing = "while starting, before it loaded the dataset"
+            state = ", while starting"
         hint = _hint(name, started)
-        message = f"Worker process {worker} (pid {pid}) {how} {doing}. {hint}"
+        message = (
+            f"A worker process {how} ({where(worker, batch, epoch)}{state}; pid {pid}). {hint}"
+        )
         return cls(message, worker=worker, pid=pid, exitcode=exitcode, epoch=epoch, batch=batch)
 
     def __reduce__(self) -> tuple[object, ...]:

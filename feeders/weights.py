@@ -9,7 +9,7 @@ targets; a missing class is an error, never a silent weight of 1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,3 +266,115 @@ def check_sample_weight_shape(sample_weight: Tree, y: Tree, arg: str = "sample_w
                 f"{y_shape} (per sample or per timestep), but got shape {sw_shape} for "
                 f"{y_name}. Give one weight per sample."
             )
+
+
+# -- the same rules as TensorFlow ops ------------------------------------------
+# NOTE [ TF weighting ]: a tf.data pipeline is weighted inside the pipeline, so
+# its batches never leave the graph. The rules and tables are the ones above
+# (`Weighting`, `ClassWeightTable.table`, `class_labels`, `_multiply`); only the
+# arithmetic is written again, as ops. A missing class or non-integer float
+# labels fail the pipeline with `tf.errors.InvalidArgumentError` carrying the
+# same message as the NumPy path's ValueError.
+
+
+def tf_weighting(weighting: Weighting) -> Callable[..., tuple[Any, ...]] | None:
+    """A ``tf.data`` map function ``(x, y[, sample_weight]) -> (x, y, weights)``.
+
+    Returns:
+        ``None`` when ``weighting`` adds nothing (no ``class_weight``), so the
+        pipeline needs no map at all.
+    """
+    if not weighting.active:
+        return None
+    import tensorflow as tf
+
+    tables = [None if t is None else (tf.constant(t.table), t) for t in weighting._tables]
+    where = weighting._where
+
+    def weigh(x: Tree, y: Tree, sample_weight: Tree | None = None) -> tuple[Tree, Tree, Tree]:
+        y_leaves = flatten(y)
+        shared = sample_weight is not None and not isinstance(sample_weight, list | tuple | dict)
+        sw_leaves = (
+            [sample_weight] * len(y_leaves)
+            if shared or sample_weight is None
+            else flatten(sample_weight)
+        )
+        out = []
+        for table, labels, sw, name in zip(tables, y_leaves, sw_leaves, where, strict=True):
+            class_w = None if table is None else tf_lookup(*table, labels, name)
+            out.append(_tf_multiply(class_w, sw, labels))
+        return x, y, packer(y)(out)
+
+    return tf.autograph.experimental.do_not_convert(weigh)
+
+
+def tf_lookup(table: Any, spec: ClassWeightTable, y: Any, where: str) -> Any:
+    """``ClassWeightTable.lookup`` as ops: ``tf.gather`` over the same dense table."""
+    import tensorflow as tf
+
+    labels = tf_class_labels(y, spec.arg, where)
+    known = (labels >= 0) & (labels < len(spec.table))
+    weights = tf.gather(table, tf.where(known, labels, tf.zeros_like(labels)))
+    missing = ~known | tf.math.is_nan(weights)
+    covered = np.flatnonzero(~np.isnan(spec.table)).tolist()[:20]
+    check = tf.debugging.Assert(
+        ~tf.reduce_any(missing),
+        [
+            f"`{spec.arg}` has no weight for class(es) found in {where}; it covers classes "
+            f"{covered}. Add a weight for every class that occurs in the labels. Missing:",
+            tf.unique(tf.boolean_mask(labels, missing)).y,
+        ],
+        summarize=10,
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(weights)
+
+
+def tf_class_labels(y: Any, arg: str, where: str) -> Any:
+    """``class_labels`` as ops; the label layout is read from the static shape and dtype."""
+    import tensorflow as tf
+
+    rank = y.shape.rank
+    if rank is None or (rank > 1 and y.shape[-1] is None):
+        raise ValueError(
+            f"`{arg}` needs the rank and last dimension of {where} to be known, but got "
+            f"shape {y.shape}. Set them in the pipeline, e.g. with tf.ensure_shape."
+        )
+    if rank > 1 and y.shape[-1] == 1:
+        y = tf.squeeze(y, axis=-1)
+    elif y.dtype.is_floating and rank > 1:
+        return tf.argmax(y, axis=-1)
+    if y.dtype.is_integer or y.dtype == tf.bool:
+        return tf.cast(y, tf.int64)
+    if y.dtype.is_floating:
+        labels = tf.round(y)
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.equal(labels, y)),
+            [
+                f"`{arg}` needs integer class labels, but {where} holds non-integer floats "
+                f"(shape {y.shape}, dtype {y.dtype.name}). Use class indices or one-hot rows, "
+                "or drop class_weight for regression targets."
+            ],
+        )
+        with tf.control_dependencies([check]):
+            return tf.cast(labels, tf.int64)
+    raise TypeError(
+        f"`{arg}` needs integer class labels, but {where} has dtype {y.dtype.name} "
+        f"(shape {y.shape}). Encode the labels as class indices."
+    )
+
+
+def _tf_multiply(class_w: Any, sample_w: Any, labels: Any) -> Any:
+    """``_multiply`` as ops: float32, per-sample weights broadcast over timesteps."""
+    import tensorflow as tf
+
+    if sample_w is None:
+        return tf.ones(tf.shape(labels)[:1], tf.float32) if class_w is None else class_w
+    sample_w = tf.cast(sample_w, tf.float32)
+    if class_w is None:
+        return sample_w
+    extra = class_w.shape.rank - sample_w.shape.rank
+    if extra > 0:
+        ones = tf.ones([extra], tf.int32)
+        sample_w = tf.reshape(sample_w, tf.concat([tf.shape(sample_w), ones], 0))
+    return class_w * sample_w
