@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from feeders.adapt import adapt
 from feeders.datasets import BUNDLED, load_mnist, mnist_source
+from feeders.dispatch import adapt
 from feeders.feeder import Feeder
 from feeders.harness.models import mnist_model
 

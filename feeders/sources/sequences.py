@@ -1,0 +1,176 @@
+"""``keras.utils.Sequence``/``PyDataset`` (anything with ``__len__`` + ``__getitem__``) as a source.
+
+Why not Keras' own adapter: it calls ``__getitem__(0)`` before training and
+``on_epoch_end`` before training and twice per validation run, its workers all
+draw the same random numbers, and a killed worker hangs ``fit``. Here:
+
+- ``on_epoch_end`` runs exactly once per epoch: right after the epoch's last
+  batch is fetched (nothing of that epoch is in flight any more), or, when a
+  consumer stops early (``steps_per_epoch``), before the next epoch's first
+  batch is requested. A sequence with
+  ``set_epoch(n)`` (e.g. :class:`feeders.ImageFileSequence`) is also told
+  which epoch starts, so a resumed run sees the state of that epoch.
+- What ``on_epoch_end`` changed reaches the workers: the parent re-sends the
+  sequence (pickled, only when its bytes changed) to every worker process
+  before the next epoch (:meth:`feeders.workers.WorkerPool.update`).
+- The batch spec comes from the first batch of epoch 0, fetched once and then
+  yielded as that batch, so no ``__getitem__`` call is hidden or repeated.
+- ``shuffle=True`` permutes the *batch* order per epoch from ``(seed, epoch)``,
+  as Keras shuffles a PyDataset's batches; each batch's own content is the
+  sequence's business (``feeders.workers.batch_rng()`` gives it a generator
+  seeded from ``(seed, epoch, index)``, the same whatever the worker count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from feeders.sources._checks import draw_seed, reject_options
+from feeders.structure import Batch, BatchSpec
+from feeders.workers import WorkerPool
+
+
+class SequenceSource:
+    """Batches ``sequence[i]`` fetched in order by a :class:`~feeders.workers.WorkerPool`.
+
+    Args:
+        sequence: has ``__len__`` (batches per epoch) and ``__getitem__(i)``
+            returning ``x``, ``(x, y)`` or ``(x, y, sample_weight)``.
+        workers, use_multiprocessing, max_queue_size: Keras' knobs, unchanged
+            (``workers=0``: fetch in the calling thread).
+        shuffle: permute the batch order each epoch.
+        seed: for the batch order and the per-batch generators.
+    """
+
+    def __init__(
+        self,
+        sequence: Any,
+        *,
+        workers: int = 0,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+        shuffle: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.sequence = sequence
+        self.shuffle = bool(shuffle)
+        self.seed = draw_seed() if seed is None else int(seed)
+        self._pool = WorkerPool(
+            sequence,
+            workers=workers,
+            use_multiprocessing=use_multiprocessing,
+            max_queue_size=max_queue_size,
+            seed=self.seed,
+        )
+        self._spec: BatchSpec | None = None
+        self._peeked: Batch | None = None
+        self._ended_through = -1  # the last epoch whose on_epoch_end has run
+
+    @property
+    def num_batches(self) -> int:
+        return len(self.sequence)
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker pool (its ``stats`` say how the last epoch went)."""
+        return self._pool
+
+    @property
+    def spec(self) -> BatchSpec:
+        if self._spec is None:
+            index = self.order(0)[0]
+            self._peeked = next(self._pool.run_epoch(0, [index]))
+            self._spec = BatchSpec.of(_as_batch(self._peeked, index))
+        return self._spec
+
+    def order(self, n: int) -> list[int]:
+        """Batch indices of epoch ``n``."""
+        if not self.shuffle:
+            return list(range(len(self.sequence)))
+        return np.random.default_rng([self.seed, n]).permutation(len(self.sequence)).tolist()
+
+    def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        self._begin(n)
+        order = self.order(n)[start:]
+        if not order:
+            self._end(n)
+        for position, batch in enumerate(self._fetch(n, order)):
+            if position == len(order) - 1:
+                # The epoch's last batch is produced: its state may change now,
+                # even if the consumer never asks past it (Keras does not).
+                self._end(n)
+            yield _as_batch(batch, order[position])
+
+    def _fetch(self, n: int, order: list[int]) -> Iterator[Any]:
+        peeked, self._peeked = self._peeked, None
+        if peeked is not None and n == 0 and order == self.order(0):
+            yield peeked
+            order = order[1:]
+        yield from self._pool.run_epoch(n, order)
+
+    def _begin(self, n: int) -> None:
+        """Catch up on ``on_epoch_end`` calls a consumer that stopped early skipped."""
+        while self._ended_through < n - 1:
+            self._end(self._ended_through + 1)
+        set_epoch = getattr(self.sequence, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(n)
+        self._pool.update(self.sequence)
+
+    def _end(self, n: int) -> None:
+        if n > self._ended_through:
+            self._ended_through = n
+            on_epoch_end = getattr(self.sequence, "on_epoch_end", None)
+            if on_epoch_end is not None:
+                on_epoch_end()
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _as_batch(item: Any, index: int) -> Batch:
+    """``x`` / ``(x,)`` / ``(x, y)`` / ``(x, y, sample_weight)`` → a 3-tuple."""
+    if isinstance(item, list):
+        item = tuple(item)
+    if not isinstance(item, tuple):
+        return item, None, None
+    if not 1 <= len(item) <= 3:
+        raise ValueError(
+            f"`sequence[{index}]` must return x, (x, y) or (x, y, sample_weight), but got a "
+            f"tuple of length {len(item)}. Return at most three parts."
+        )
+    return (*item, *(None,) * (3 - len(item)))  # type: ignore[return-value]
+
+
+def from_sequence(
+    sequence: Any,
+    y: Any = None,
+    *,
+    sample_weight: Any = None,
+    batch_size: int | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+    workers: int = 0,
+    use_multiprocessing: bool = False,
+    max_queue_size: int = 10,
+    **options: Any,
+) -> SequenceSource:
+    """Registry factory for the ``"sequence"`` kind."""
+    reject_options(options, "sequence")
+    for name, value in (("y", y), ("sample_weight", sample_weight), ("batch_size", batch_size)):
+        if value is not None:
+            raise ValueError(
+                f"`{name}` is not used with a Sequence, which returns whole batches; but got "
+                f"{name}={type(value).__name__}. Return it from __getitem__ instead."
+            )
+    return SequenceSource(
+        sequence,
+        workers=workers,
+        use_multiprocessing=use_multiprocessing,
+        max_queue_size=max_queue_size,
+        shuffle=shuffle,
+        seed=seed,
+    )
