@@ -29,7 +29,23 @@ _EXPORTS = {
 }
 _SUBMODULES = ("datasets", "harness", "callbacks", "distributed")
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+__all__ = [
+    "ArraySpec",
+    "BatchSpec",
+    "Feeder",
+    "ImageFileSequence",
+    "Source",
+    "SourceKind",
+    "WorkerError",
+    "adapt",
+    "batch_rng",
+    "callbacks",
+    "datasets",
+    "distributed",
+    "harness",
+    "register_source",
+    "unregister_source",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -79,9 +79,9 @@ def test_stopping_early_still_ends_the_epoch_before_the_next_starts() -> None:
 
 
 def test_exception_in_getitem_keeps_its_type_and_names_the_batch() -> None:
-    with feeders.adapt(FailingSequence(bad=3), workers=2, shuffle=False) as feeder:
-        with pytest.raises(KeyError, match=r"batch 3"):
-            list(feeder.epoch(0))
+    feeder = feeders.adapt(FailingSequence(bad=3), workers=2, shuffle=False)
+    with feeder, pytest.raises(KeyError, match=r"batch 3"):
+        list(feeder.epoch(0))
 
 
 def test_batch_order_is_shuffled_per_epoch_from_the_seed() -> None:
