@@ -1,0 +1,29 @@
+"""Image files as Keras batches: `ImageFileSequence` and the decoders it chooses from by name."""
+
+from feeders.images.decode import (
+    DECODERS,
+    Decoder,
+    ImageTooLargeError,
+    decode_pil,
+    decode_simplejpeg,
+    decode_skimage,
+    decode_tf,
+    tf_decode_fn,
+)
+from feeders.images.directory import IMAGE_EXTENSIONS
+from feeders.images.files import ImageDecodeError, ImageFileSequence, SkippedFile
+
+__all__ = [
+    "DECODERS",
+    "IMAGE_EXTENSIONS",
+    "Decoder",
+    "ImageDecodeError",
+    "ImageFileSequence",
+    "ImageTooLargeError",
+    "SkippedFile",
+    "decode_pil",
+    "decode_simplejpeg",
+    "decode_skimage",
+    "decode_tf",
+    "tf_decode_fn",
+]
