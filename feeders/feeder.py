@@ -94,6 +94,7 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         self._weighting = Weighting(class_weight, source.spec.y)
         self._next_epoch = 0
         self._start = 0
+        self._pass_start = (0, 0)
         self._stream: Iterator[Batch] | None = None
         self._native_stream: Any = None
 
@@ -128,6 +129,33 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         """Make the next pass start at ``batch`` of ``epoch`` (used to resume)."""
         self._next_epoch, self._start, self._stream = epoch, batch, None
         self._native_stream = None
+
+    def trained_position(self, trained: int) -> tuple[int, int]:
+        """``(epoch, batch)`` to resume at after ``trained`` batches of the current pass.
+
+        Why from Keras' count: prefetching runs ahead of training, so what was
+        *fetched* is not what was *trained*; the caller counts trained batches.
+        """
+        if self._steps is not None:
+            raise ValueError(
+                "Resuming needs passes that are whole epochs, but this feeder has "
+                f"steps_per_epoch={self._steps}. Use Keras' fit(steps_per_epoch=...) instead."
+            )
+        epoch, start = self._pass_start
+        batch = start + trained
+        total = self.num_batches
+        return (epoch + 1, 0) if total is not None and batch >= total else (epoch, batch)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a saved position is only valid for: the data's shape of batches and its seed."""
+        source = self.source
+        return {
+            "kind": self.kind,
+            "num_batches": self.num_batches,
+            "batch_size": getattr(source, "batch_size", None),
+            "num_samples": getattr(source, "num_samples", None),
+            "seed": getattr(source, "seed", None),
+        }
 
     @property
     def position(self) -> tuple[int, int]:
@@ -256,6 +284,7 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         """``(epoch, start)`` of the next pass, advancing the counter."""
         n, start = self._next_epoch, self._start
         self._next_epoch, self._start = n + 1, 0
+        self._pass_start = (n, start)
         return n, start
 
     def _keras_pass(self) -> Iterator[tuple[Tree, ...]]:
