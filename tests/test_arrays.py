@@ -180,3 +180,12 @@ def test_tf_path_resumes_at_the_sought_batch() -> None:
     want = [b[0][:, 0].tolist() for b in feeders.adapt(x, batch_size=4, seed=1).epoch(3, 5)]
     assert got == want
     assert feeder.position == (4, 0)
+
+
+def test_nested_structures_round_trip() -> None:
+    x = {"a": [np.arange(6.0)[:, None], np.arange(6)], "b": np.ones((6, 2))}
+    (bx, by, _) = next(feeders.adapt(x, np.arange(6), batch_size=4, shuffle=False).epoch(0))
+    np.testing.assert_array_equal(bx["a"][0][:, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(bx["a"][1], [0, 1, 2, 3])
+    assert bx["b"].shape == (4, 2)
+    np.testing.assert_array_equal(by, [0, 1, 2, 3])

@@ -1,0 +1,150 @@
+"""Datasets for ``tests/test_workers.py``, at module level so worker processes can import them.
+
+Every batch says where it came from: ``x`` of batch ``i`` is
+``1000 * i + offset + arange``, so a wrong, repeated or stale batch shows.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any
+
+import numpy as np
+
+from feeders.workers import batch_rng
+
+KINDS = ("array", "tuple", "list", "dict")
+
+
+class AugmentError(Exception):
+    """A user exception type the pool must keep."""
+
+
+def expected(index: int, *, offset: int = 0, rows: int = 4, kind: str = "tuple") -> Any:
+    """Batch ``index`` as :class:`Arrays` builds it, computed independently of any pool."""
+    x = (np.arange(rows * 3, dtype=np.float32).reshape(rows, 3) + 1000 * index + offset).astype(
+        np.float32
+    )
+    y = np.full(rows, index, dtype=np.int64)
+    return {
+        "array": x,
+        "tuple": (x, y),
+        "list": [x, y],
+        "dict": ({"a": x, "b": (x[:, :2] % 251).astype(np.uint8)}, y, np.ones(rows, np.float64)),
+    }[kind]
+
+
+class Arrays:
+    """Batch ``i`` is :func:`expected`; ``rows_at`` gives some batches other sizes."""
+
+    def __init__(
+        self,
+        *,
+        offset: int = 0,
+        rows: int = 4,
+        kind: str = "tuple",
+        rows_at: dict[int, int] | None = None,
+    ) -> None:
+        self.offset, self.rows, self.kind = offset, rows, kind
+        self.rows_at = rows_at or {}
+
+    def __len__(self) -> int:
+        return 10
+
+    def __getitem__(self, index: int) -> Any:
+        rows = self.rows_at.get(index, self.rows)
+        return expected(index, offset=self.offset, rows=rows, kind=self.kind)
+
+
+class Slow:
+    """Sleeps ``seconds`` in batch ``at``; each batch records when it was finished."""
+
+    def __init__(self, at: int, seconds: float) -> None:
+        self.at, self.seconds = at, seconds
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if index == self.at:
+            time.sleep(self.seconds)
+        return np.array([index]), np.array([time.monotonic()])
+
+
+class Draws:
+    """Random numbers from ``batch_rng()`` and from the legacy global generators."""
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {
+            "batch_rng": batch_rng().random(4),
+            "np_random": np.random.random(2),
+            "random": np.array([random.random(), random.random()]),
+        }
+
+
+class Failing:
+    """Raises ``error`` (an :class:`AugmentError` by default) in batch ``at``."""
+
+    def __init__(self, at: int, error: Exception | None = None) -> None:
+        self.at = at
+        self.error = error if error is not None else AugmentError("bad sample")
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index == self.at:
+            raise self.error
+        return np.array([index])
+
+
+class Exits:
+    """Ends its process with ``os._exit(code)`` in batch ``at``, as a crashing C library would."""
+
+    def __init__(self, at: int, code: int = 3) -> None:
+        self.at, self.code = at, code
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index == self.at:
+            os._exit(self.code)
+        return np.array([index])
+
+
+class Pids:
+    """Batch ``i`` holds ``[i, pid of the process that built it]``; ``sleep_at`` blocks."""
+
+    def __init__(self, seconds: float = 0.0, sleep_at: int | None = None) -> None:
+        self.seconds, self.sleep_at = seconds, sleep_at
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        time.sleep(60.0 if index == self.sleep_at else self.seconds)
+        return np.array([index, os.getpid()])
+
+
+class Unloadable:
+    """Pickles fine but fails to unpickle, as a class missing in the worker would."""
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.array([index])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_refuse, ("no such checkpoint: /nowhere/weights.h5",))
+
+
+def _refuse(message: str) -> Unloadable:
+    raise FileNotFoundError(message)
+
+
+class DiesOnLoad:
+    """Ends the worker while it unpickles the dataset, before it reports ready."""
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.array([index])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os._exit, (5,))
+
+
+class Regression:
+    """A tiny ``(x, y)`` regression set for the TensorFlow test."""
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(index)
+        x = rng.random((8, 4), dtype=np.float32)
+        return x, x.sum(axis=1, keepdims=True)
