@@ -20,13 +20,16 @@ def adapt(
     shuffle: bool = True,
     seed: int | None = None,
     steps_per_epoch: int | None = None,
+    model: Any = None,
     **options: Any,
 ) -> Feeder:
     """Wrap ``source`` in the feeder of its kind, found in :mod:`feeders.registry`.
 
     The arguments are Keras' own (``x, y, sample_weight, class_weight,
     batch_size, shuffle, steps_per_epoch``); ``seed`` makes shuffling
-    reproducible; kind-specific options (``drop_remainder``, ``workers``, ...)
+    reproducible; ``model`` binds the feeder to it now (:meth:`Feeder.bind`:
+    dict keys and list lengths checked against its inputs and outputs);
+    kind-specific options (``drop_remainder``, ``workers``, ...)
     go to that kind's factory, which refuses those it does not use.
 
     Raises:
@@ -44,4 +47,7 @@ def adapt(
         seed=seed,
         **options,
     )
-    return Feeder(made, class_weight=class_weight, steps_per_epoch=steps_per_epoch, kind=kind.name)
+    feeder = Feeder(
+        made, class_weight=class_weight, steps_per_epoch=steps_per_epoch, kind=kind.name
+    )
+    return feeder if model is None else feeder.bind(model)

@@ -162,3 +162,15 @@ def test_bad_steps_per_epoch(bad: object) -> None:
         match=rf"`steps_per_epoch` must be a positive integer or None, but got steps_per_epoch={bad!r}",
     ):
         feeders.adapt(np.zeros((4, 1)), steps_per_epoch=bad)
+
+
+def test_adapt_with_model_binds_at_once() -> None:
+    model = _two_output_model()
+    with pytest.raises(
+        ValueError, match=r"`x` keys must match the model's input names \['features'\]"
+    ):
+        feeders.adapt(
+            {"image": np.zeros((2, 4))},
+            {"score_output": np.zeros(2), "class_output": np.zeros(2)},
+            model=model,
+        )
