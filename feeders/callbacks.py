@@ -25,6 +25,7 @@ from typing import Any
 import keras
 
 from feeders.feeder import Feeder
+from feeders.monitor import DataWaitMonitor as DataWaitMonitor  # re-export
 
 STATE_VERSION = 1
 MODEL_FILE = "model.keras"

@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from feeders.bench import add_parser as add_bench_parser
+
 
 def demo(args: argparse.Namespace) -> int:
     """Train the guide's MNIST model through the array feeder and print the result."""
@@ -57,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
     p.set_defaults(run=demo)
+    from feeders.harness.validate import add_parser as add_validate_parser
+
+    add_validate_parser(commands)
+    add_bench_parser(commands)
+    from feeders.serve import add_parser as add_serve_parser
+
+    add_serve_parser(commands)
     return parser
 
 

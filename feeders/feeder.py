@@ -10,6 +10,7 @@ each pass over the data a new, seeded epoch.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -97,6 +98,7 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         self._pass_start = (0, 0)
         self._stream: Iterator[Batch] | None = None
         self._native_stream: Any = None
+        self._timing = _PythonPath()
 
     # -- the Source contract -------------------------------------------------
     @property
@@ -250,11 +252,14 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         if native is not None:
             dataset = self._native_dataset(native)
             if dataset is not None:
+                self._timing.path = "native"
                 return dataset
         import tensorflow as tf
 
         signature = self.spec.to_tf()
-        return tf.data.Dataset.from_generator(self._keras_pass, output_signature=signature)
+        dataset = tf.data.Dataset.from_generator(self._keras_pass, output_signature=signature)
+        # Python makes the next batches while the model trains on this one, as Keras does.
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     def _native_dataset(self, native: Any) -> Any:
         """The source's own TF pipeline, weighted with TF ops (NOTE [ TF weighting ]).
@@ -295,13 +300,45 @@ class Feeder(DataAdapter):  # type: ignore[misc]
             yield from self._tuples()
 
     def _tuples(self) -> Iterator[tuple[Tree, ...]]:
-        for x, y, sample_weight in self:
+        # NOTE [ timing the Python path ]: the seconds spent in next() on the source
+        # are what training waits for each batch (behind as_dataset()'s prefetch:
+        # what producing it cost); DataWaitMonitor reads them via pipeline_stats().
+        timing, batches, clock = self._timing, iter(self), time.perf_counter
+        timing.path, expected, produced = "python", self.num_batches, 0
+        while True:
+            started = clock()
+            try:
+                x, y, sample_weight = next(batches)
+            except StopIteration:
+                if produced != expected:
+                    timing.end_pass(self.source)
+                return
+            timing.wait_s += clock() - started
+            timing.batches += 1
+            produced += 1
+            if produced == expected:
+                timing.end_pass(self.source)
             if sample_weight is not None:
                 yield (x, y, sample_weight)
             elif y is not None:
                 yield (x, y)
             else:
                 yield (x,)
+
+    def pipeline_stats(self) -> dict[str, Any]:
+        """Counters of the batches Keras took through Python, for :class:`~feeders.callbacks.DataWaitMonitor`.
+
+        Returns:
+            ``path``: ``"python"`` once a batch went through Python, ``"native"``
+            when ``as_dataset()`` handed Keras the source's own tf.data pipeline
+            (nothing is timed then), ``None`` before either. ``batches`` and
+            ``wait_s``: batches produced on the Python path so far and the
+            seconds spent in ``next()`` on the source for them (cumulative: take
+            differences). ``passes``: passes that ran to their end. ``pool``: the
+            source's worker-pool counters (:attr:`feeders.workers.WorkerPool.stats`)
+            at the end of the last such pass, ``None`` without a pool.
+        """
+        return self._timing.as_dict()
 
     def get_tf_dataset(self) -> Any:
         return self.as_dataset()
@@ -334,6 +371,38 @@ class Feeder(DataAdapter):  # type: ignore[misc]
             f"Feeder(kind={self.kind!r}, num_batches={self.num_batches}, "
             f"position={self.position}, spec={_describe(self.spec)})"
         )
+
+    def distribute(self, service: str, **options: Any) -> Any:
+        """Read these batches from a tf.data service cluster; see :func:`feeders.distributed.distribute`."""
+        from feeders.distributed import distribute
+
+        return distribute(self, service, **options)
+
+
+class _PythonPath:
+    """What :meth:`Feeder.pipeline_stats` reports; updated by the thread that runs the pass."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.batches = 0
+        self.wait_s = 0.0
+        self.passes = 0
+        self.pool: dict[str, Any] | None = None
+
+    def end_pass(self, source: Source) -> None:
+        # Read now: behind a prefetch the next pass may start before anyone asks.
+        pool = getattr(source, "pool", None)
+        self.passes += 1
+        self.pool = None if pool is None else pool.stats
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "batches": self.batches,
+            "wait_s": self.wait_s,
+            "passes": self.passes,
+            "pool": self.pool,
+        }
 
 
 def _check_steps(steps: Any, available: int | None) -> int | None:

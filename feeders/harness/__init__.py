@@ -2,5 +2,6 @@
 
 from feeders.harness.mnist import MnistResult, run_mnist
 from feeders.harness.models import mnist_model
+from feeders.harness.multihead import multihead_data, multihead_model
 
-__all__ = ["MnistResult", "mnist_model", "run_mnist"]
+__all__ = ["MnistResult", "mnist_model", "multihead_data", "multihead_model", "run_mnist"]
