@@ -192,6 +192,35 @@ class ArraySource:
         options.experimental_optimization.apply_default_optimizations = False
         return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
 
+    def service_fetch(self) -> Callable[[Any], tuple[Tree, ...]]:
+        """``rows → (x, y[, sample_weight])`` as TF ops only, for a graph that ships.
+
+        Why: tf.data service workers run a dataset graph and nothing else, so the arrays
+        travel inside it as constants (mind TensorFlow's 2 GB graph limit) and
+        :mod:`feeders.service_graph` decides the order. Same batch as ``_batch(rows)``.
+        """
+        import tensorflow as tf
+
+        tensors = [
+            tf.constant(leaf if cast is None else leaf.astype(cast))
+            for leaf, cast in zip(self._leaves, self._casts, strict=True)
+        ]
+        parts = [
+            (pack, n)
+            for pack, n in zip(self._packers, self._sizes, strict=True)
+            if pack is not None
+        ]
+
+        def fetch(rows: Any) -> tuple[Tree, ...]:
+            leaves = [tf.gather(t, rows) for t in tensors]
+            out, at = [], 0
+            for pack, n in parts:
+                out.append(lists_to_tuples(pack(leaves[at : at + n])))
+                at += n
+            return tuple(out)
+
+        return fetch
+
     def split(self, at: int | float) -> tuple[ArraySource, ArraySource]:
         """The first samples for training and the last ``at`` (or fraction) for validation.
 
