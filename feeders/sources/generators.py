@@ -50,6 +50,7 @@ class GeneratorSource:
         num_batches: batches per pass, when known up front.
         window: the ``[start, stop)`` batches of each pass this source keeps
             (set by :meth:`split`).
+        spec: the batches' spec, when known (set by :meth:`split`): no peek.
 
     Raises:
         TypeError: ``generator`` is neither, or its factory returns no iterator.
@@ -159,6 +160,11 @@ class GeneratorSource:
     def _checked(self, elements: Iterator[Any], n: int) -> Iterator[Batch]:
         start, stop = self._window
         expected = self._declared if self._declared is not None else self._learned
+        rule = (
+            f"num_batches={expected}"
+            if self._declared is not None
+            else f"the {expected} batches of its first pass"
+        )
         check = self._check
         count = 0
         self._served = 0
@@ -167,9 +173,9 @@ class GeneratorSource:
                 return
             if expected is not None and i >= expected:
                 raise ValueError(
-                    f"The generator yielded more than num_batches={expected} batches in epoch "
-                    f"{n} (batch {i} is extra). Every pass must yield the same number of batches; "
-                    "fix num_batches or the generator."
+                    f"The generator yielded more than {rule} in epoch {n} (batch {i} is extra). "
+                    "Every pass must yield the same number of batches; fix num_batches or the "
+                    "generator."
                 )
             count = i + 1
             if i >= start:
@@ -178,8 +184,8 @@ class GeneratorSource:
         if expected is not None and count < expected:
             raise ValueError(
                 f"The generator ended after {count} batches in epoch {n}, but a pass has "
-                f"num_batches={expected}. Every pass must yield the same number of batches; "
-                "fix num_batches or the generator."
+                f"{rule}. Every pass must yield the same number of batches; fix num_batches or "
+                "the generator."
             )
         if expected is None:
             self._learned = count
