@@ -76,7 +76,9 @@ def _nested(
     bounds = np.cumsum([0, *sizes]).tolist()
 
     def pack(leaves: Sequence[Any]) -> Tree:
-        return build([sub(leaves[a:b]) for sub, a, b in zip(subs, bounds[:-1], bounds[1:], strict=True)])
+        return build(
+            [sub(leaves[a:b]) for sub, a, b in zip(subs, bounds[:-1], bounds[1:], strict=True)]
+        )
 
     return pack
 
