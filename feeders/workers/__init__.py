@@ -3,6 +3,12 @@
 Processes move batches through shared memory (:mod:`feeders.workers.shm`);
 failures come back as :class:`feeders.errors.WorkerError` or as the worker's own
 exception type.
+
+Layout: ``pool`` (the public pool: checks, epochs, choice of backend),
+``_base`` (what backends share), ``_fetch`` (one seeded fetch, ``batch_rng``),
+``_threads`` (calling thread and thread backends), ``_processes`` (the
+parent's side of worker processes), ``_worker`` (the worker process and the
+wire formats), ``shm`` (shared-memory slots).
 """
 
 from feeders.workers.pool import Batch, Dataset, WorkerPool, batch_rng

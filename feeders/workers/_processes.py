@@ -1,0 +1,306 @@
+"""The parent's side of the worker processes: start, feed, collect, and always stop them.
+
+Why one owner: the processes, their pipes and the shared-memory slots are
+created and released here only, so shutdown (``close()``, garbage collection,
+an error, Ctrl-C) has one place to get right. The worker's side is
+:mod:`feeders.workers._worker`; the slots are :mod:`feeders.workers.shm`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from feeders.errors import WorkerError, where
+from feeders.workers._base import JOIN_S, POLL_S, Batch, Dataset, EpochStats
+from feeders.workers._worker import MAX_QUEUED, TASK, pickle_dataset, worker_main
+from feeders.workers.shm import SlotPool, slot_bytes_for
+
+__all__ = ["ProcessWorkers"]
+
+# The pool's logger, whichever of its modules logs: users configure "feeders.workers.pool".
+logger = logging.getLogger("feeders.workers.pool")
+
+# NOTE [ start method ]
+# Workers are started with "spawn": a fresh interpreter that inherits no threads
+# and no locks. TensorFlow is usually imported in the parent, and forking a
+# process with TF's thread pools can deadlock the child (a lock held by a thread
+# that does not exist there). "forkserver" is not safer here: by default its
+# server imports __main__ (the user's script, hence TF) and forks from that.
+# Spawn costs a re-import per worker, paid once since workers live across
+# epochs, and needs a picklable dataset and an `if __name__ == "__main__":`
+# guard in scripts (the same rules as on macOS and Windows).
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+class ProcessWorkers:
+    """Worker processes, their pipes and the slot pool; all owned and released here.
+
+    Holds no reference to the :class:`WorkerPool`, so it can be its finalizer.
+    """
+
+    def __init__(self, dataset: Dataset, workers: int, max_queue_size: int, seed: int) -> None:
+        self._workers = workers
+        self._in_flight = min(max_queue_size, MAX_QUEUED)
+        self._seed = seed
+        self._dataset = dataset
+        self._payload: bytes | None = pickle_dataset(dataset)  # kept until sent
+        self._sent_digest: bytes | None = None
+        self._procs: list[BaseProcess] = []
+        self._control: list[Connection] = []  # parent -> one worker
+        self._results: list[Connection] = []  # one worker -> parent
+        self._tasks: Connection | None = None  # parent -> any worker; NOTE [ one shared task pipe ]
+        self._started: list[bool] = []
+        self._current: list[int | None] = []  # the position each worker took and still owes
+        self._slot_bytes: int | None = None  # None until the first batch is seen
+        self._slots: SlotPool | None = None
+        self._warned_oversize = False
+        self._job: tuple[int, list[int], EpochStats] | None = None
+        self._slot_of: dict[int, int | None] = {}  # position -> slot, for batches in flight
+        self._ready: dict[int, Batch] = {}
+        self._dispatched = 0
+
+    # -- the backend protocol ---------------------------------------------------------
+
+    def update(self, dataset: Dataset) -> None:
+        self._payload = pickle_dataset(dataset)
+        self._dataset = dataset
+
+    def begin(self, dataset: Dataset, epoch: int, order: list[int], stats: EpochStats) -> None:
+        payload = self._payload if self._payload is not None else pickle_dataset(self._dataset)
+        self._payload = None
+        digest = hashlib.blake2b(payload, digest_size=16).digest()
+        self._job = (epoch, order, stats)
+        self._ready, self._slot_of, self._dispatched = {}, {}, 0
+        if not self._procs:
+            self._launch(payload)
+        elif digest != self._sent_digest:
+            self._tell_all(("dataset", payload))
+        self._sent_digest = digest
+
+    def next(self, position: int) -> Batch:
+        assert self._job is not None
+        stats = self._job[2]
+        self._dispatch(position)
+        self._receive(block=False)
+        stats.requests += 1
+        stats.occupancy_sum += len(self._ready)
+        while position not in self._ready:
+            self._receive(block=True)
+            self._dispatch(position)
+        batch = self._ready.pop(position)
+        self._dispatch(position + 1)
+        return batch
+
+    def abort(self) -> None:
+        self.shutdown()  # workers may be mid-batch: restarting is simpler than draining
+
+    def shutdown(self) -> None:
+        """Stop every worker (politely, then SIGTERM, then SIGKILL) and unlink the segment."""
+        procs, self._procs = self._procs, []
+        for control in self._control:
+            with contextlib.suppress(OSError):  # that worker is gone already
+                control.send(None)
+        deadline = time.monotonic() + JOIN_S
+        for process in procs:
+            process.join(max(deadline - time.monotonic(), 0))
+        for process in procs:
+            if process.is_alive():
+                process.terminate()
+        for process in procs:
+            process.join(5.0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for conn in [*self._control, *self._results, *([self._tasks] if self._tasks else [])]:
+            conn.close()
+        self._control, self._results, self._tasks = [], [], None
+        self._started, self._current = [], []
+        self._sent_digest, self._job, self._ready, self._slot_of = None, None, {}, {}
+        if self._slots is not None:
+            self._slots.close()  # after the workers are gone, so none can attach any more
+            self._slots = None
+
+    # -- internals --------------------------------------------------------------------
+
+    def _launch(self, payload: bytes) -> None:
+        # NOTE [ the dataset travels on the control pipe ]
+        # Not in the Process arguments: spawn writes those to the child while the
+        # parent still holds the pipe's read end, so a payload over the pipe
+        # buffer (64 KiB: a few thousand file paths) blocks start() until the child
+        # has imported __main__ (workers then start one after the other), and
+        # forever if the child dies first. Sent after every start(), a child that
+        # died is an EPIPE here, hence a WorkerError.
+        task_reader, self._tasks = _CONTEXT.Pipe(duplex=False)
+        try:
+            for worker in range(self._workers):
+                self._start(worker, task_reader)
+        finally:
+            task_reader.close()
+        self._tell_all(("dataset", payload))
+        if self._slot_bytes:
+            self._allocate_slots()
+
+    def _start(self, worker: int, task_reader: Connection) -> None:
+        control_reader, control = _CONTEXT.Pipe(duplex=False)
+        results, results_writer = _CONTEXT.Pipe(duplex=False)
+        process = _CONTEXT.Process(
+            target=worker_main,
+            args=(worker, self._seed, control_reader, task_reader, results_writer),
+            name=f"feeders-worker-{worker}",
+            daemon=True,
+        )
+        try:
+            process.start()
+        except BaseException:
+            control.close()
+            results.close()
+            raise
+        finally:
+            # only the worker's copies remain open, so its exit makes reads see EOF
+            control_reader.close()
+            results_writer.close()
+        # recorded only once started: shutdown() joins every process it finds here
+        self._procs.append(process)
+        self._control.append(control)
+        self._results.append(results)
+        self._started.append(False)
+        self._current.append(None)
+
+    def _allocate_slots(self) -> None:
+        assert self._slot_bytes and self._job is not None
+        self._slots = SlotPool(self._in_flight, self._slot_bytes)
+        self._tell_all(("slots", (self._slots.name, self._slot_bytes)))
+
+    def _tell_all(self, message: tuple[str, Any]) -> None:
+        for worker, control in enumerate(self._control):
+            try:
+                control.send(message)
+            except OSError:
+                self._died(worker)  # EPIPE: it is dead; say how it died
+
+    def _dispatch(self, yielded: int) -> None:
+        """Queue tasks until ``max_queue_size`` batches are in flight or ready."""
+        assert self._job is not None and self._tasks is not None
+        epoch, order, _ = self._job
+        limit = min(len(order), yielded + self._in_flight)
+        if self._slot_bytes is None:
+            # NOTE [ the first batch sizes the slots ]: it travels pickled, alone;
+            # the slots are allocated from its arrays when it arrives.
+            limit = min(limit, 1)
+        while self._dispatched < limit:
+            position = self._dispatched
+            slot = self._slots.acquire() if self._slots is not None else None
+            self._slot_of[position] = slot
+            self._dispatched += 1
+            record = TASK.pack(epoch, position, order[position], -1 if slot is None else slot)
+            try:
+                os.write(self._tasks.fileno(), record)
+            except OSError:
+                self._find_dead()
+                raise
+
+    def _receive(self, *, block: bool) -> None:
+        """Move finished batches into ``_ready``; raise if a worker failed or died."""
+        assert self._job is not None
+        stats = self._job[2]
+        sentinels = {process.sentinel: w for w, process in enumerate(self._procs)}
+        started = time.perf_counter()
+        signalled = wait([*self._results, *sentinels], POLL_S if block else 0)
+        if block:
+            stats.wait_s += time.perf_counter() - started
+        for worker, conn in enumerate(self._results):
+            if conn in signalled:
+                self._drain(worker)
+        for sentinel in signalled:
+            if isinstance(sentinel, int):
+                self._drain(sentinels[sentinel])  # what it sent before dying comes first
+                self._died(sentinels[sentinel])
+        if block and not signalled:
+            self._find_dead()
+
+    def _find_dead(self) -> None:
+        for worker, process in enumerate(self._procs):
+            if not process.is_alive():
+                self._died(worker)
+
+    def _drain(self, worker: int) -> None:
+        conn = self._results[worker]
+        while True:
+            try:
+                if not conn.poll():
+                    return
+                message = conn.recv()
+            except (EOFError, OSError):  # only the pipe's errors: _handle re-raises user ones
+                self._died(worker)
+            self._handle(worker, message)
+
+    def _handle(self, worker: int, message: tuple[Any, ...]) -> None:
+        assert self._job is not None
+        epoch, order, stats = self._job
+        kind, position, payload = message
+        pid = self._procs[worker].pid
+        if kind == "took":
+            self._current[worker] = position
+            return
+        if kind == "started":
+            self._started[worker] = True
+            return
+        if kind == "fatal":
+            failure, doing = payload
+            failure.reraise(f"{where(worker)} (pid {pid}), {doing}")
+        if kind == "error":
+            payload.reraise(f"{where(worker, order[position], epoch)} (pid {pid})")
+        self._current[worker] = None
+        slot = self._slot_of.pop(position)
+        if kind == "shm":
+            assert self._slots is not None and slot is not None
+            self._ready[position] = self._slots.read(slot, payload)
+        else:
+            self._ready[position] = payload
+            self._pickled(position)
+        if slot is not None and self._slots is not None:
+            self._slots.release(slot)
+        stats.batches_per_worker[worker] += 1
+
+    def _pickled(self, position: int) -> None:
+        """A batch came pickled: the first one (which sizes the slots) or one too big."""
+        assert self._job is not None
+        if self._slot_bytes is None:
+            self._slot_bytes = slot_bytes_for(self._ready[position])
+            if self._slot_bytes:
+                self._allocate_slots()
+            return
+        if self._slots is not None and not self._warned_oversize:
+            # NOTE [ one-time notice via logging ]: a warnings.warn would fail
+            # test suites that run with -W error over a mere slowdown.
+            self._warned_oversize = True
+            logger.warning(
+                "Batch %d does not fit the shared-memory slots (%d bytes each, sized from the "
+                "first batch), so it and any other oversized batch travel pickled, which is "
+                "slower. Make the first batch the largest to avoid this. (Logged once.)",
+                self._job[1][position],
+                self._slots.slot_bytes,
+            )
+
+    def _died(self, worker: int) -> None:
+        assert self._job is not None
+        epoch, order, _ = self._job
+        process = self._procs[worker]
+        process.join(POLL_S)
+        position = self._current[worker]
+        raise WorkerError.died(
+            worker=worker,
+            pid=process.pid,
+            exitcode=process.exitcode,
+            epoch=epoch,
+            batch=order[position] if position is not None else None,
+            started=self._started[worker],
+        )
