@@ -578,3 +578,14 @@ def test_thread_epochs_are_superseded_by_the_next_run_epoch() -> None:
         assert second == [0.0, 1000.0, 2000.0]
         with pytest.raises(RuntimeError, match="superseded by a later run_epoch"):
             next(first)
+
+
+@pytest.mark.timeout(60)
+def test_a_large_dataset_whose_worker_dies_while_loading_does_not_hang_start() -> None:
+    from tests.workers_helpers import BigDiesOnLoad
+
+    with (
+        fresh_process_pool(BigDiesOnLoad()) as pool,
+        pytest.raises(WorkerError, match=r"exited with code 5"),
+    ):
+        list(pool.run_epoch(0, range(3)))

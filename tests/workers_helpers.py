@@ -148,3 +148,18 @@ class Regression:
         rng = np.random.default_rng(index)
         x = rng.random((8, 4), dtype=np.float32)
         return x, x.sum(axis=1, keepdims=True)
+
+
+class BigDiesOnLoad(DiesOnLoad):
+    """Pickles to more than a pipe buffer (64 KiB), then ends the worker as it loads.
+
+    Regression: a dataset passed in Process() arguments made start() block until the
+    child had read it, forever when the child died first.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_exit_after, ("x" * 200_000,))
+
+
+def _exit_after(payload: str) -> None:
+    os._exit(5)
