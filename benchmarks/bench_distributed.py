@@ -16,7 +16,7 @@ Rows (images/s unless stated, interleaved repeats, JSON lines on stdout, a table
 Every epoch is a new service job (as each `fit` epoch is). On a machine with few cores the
 workers and the client share them: more workers add no CPU.
 
-Run: `python -m benchmarks.bench_distributed [--quick]` (`--quick`: 320 files, 1 repeat).
+Run: `python -m benchmarks.bench_distributed [--quick]` (`--quick`: 128 files, 1 repeat).
 """
 
 from __future__ import annotations
@@ -119,11 +119,11 @@ def image_files(count: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="320 files, 1 repeat")
+    parser.add_argument("--quick", action="store_true", help="128 files, 1 repeat")
     parser.add_argument("--files", type=int, default=None, help="number of JPEGs (default 2000)")
     parser.add_argument("--repeats", type=int, default=None, help="timed epochs (default 3)")
     args = parser.parse_args(argv)
-    count = args.files or (320 if args.quick else 2000)
+    count = args.files or (128 if args.quick else 2000)
     repeats = args.repeats or (1 if args.quick else 3)
 
     import numpy as np

@@ -35,7 +35,7 @@ Measured on the 2-core VM at a quiet moment (2,000 files, median of 3): tf.data 
 of which PIL's antialiased resize is ~0.5 (decode costs the same as TF's). Feeders' pool adds
 ~0.1 ms/image over the in-process decode (copy into the slot, copy out in the parent).
 
-Run: `python -m benchmarks.bench_images [--quick]` (`--quick`: 200 files, 1 repeat).
+Run: `python -m benchmarks.bench_images [--quick]` (`--quick`: 96 files, 1 repeat).
 Files are written once (rich progress bar) under --data-dir and reused by later runs.
 """
 
@@ -457,7 +457,7 @@ def drain(make: MakeLoader, files: list[str], labels: np.ndarray, cpu: list[floa
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200 files, 1 repeat")
+    parser.add_argument("--quick", action="store_true", help="96 files, 1 repeat")
     parser.add_argument("--files", type=int, default=None, help="number of JPEGs (default 2000)")
     parser.add_argument(
         "--repeats", type=int, default=None, help="timed epochs per row (default 3)"
@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     parser.add_argument("--only", default="", help="comma-separated substrings of row names")
     args = parser.parse_args(argv)
-    count = args.files or (200 if args.quick else 2000)
+    count = args.files or (96 if args.quick else 2000)
     repeats = args.repeats or (1 if args.quick else 3)
 
     files = image_files(count, args.data_dir)
