@@ -309,3 +309,12 @@ def test_a_source_needs_an_iterator_or_a_callable() -> None:
         TypeError, match="must be an iterator or a callable returning one, but got int"
     ):
         GeneratorSource(3)  # type: ignore[arg-type]
+
+
+def test_trailing_none_parts_are_dropped_as_keras_does() -> None:
+    x, y = np.arange(4, dtype=np.float32)[:, None], np.arange(4)
+    feeder = feeders.adapt(lambda: iter([(x, y, None), (x, y, None)]))
+    batches = list(feeder.epoch(0))
+    assert len(batches) == 2
+    np.testing.assert_array_equal(batches[0][1], y)
+    assert batches[0][2] is None

@@ -262,6 +262,8 @@ def _unpack(element: Any, index: int, epoch: int) -> tuple[Any, ...]:
         element = tuple(element)
     if not isinstance(element, tuple):
         return (element,)
+    while len(element) > 1 and element[-1] is None:
+        element = element[:-1]  # (x, y, None) is (x, y), as Keras reads it
     if not 1 <= len(element) <= 3:
         raise ValueError(
             f"Generator batches must be {ELEMENT_FORMS}, but batch {index} (epoch {epoch}) is a "
