@@ -153,12 +153,7 @@ class Weighting:
         if not self.active:
             return sample_weight
         y_leaves = flatten(y)
-        shared = sample_weight is not None and not isinstance(sample_weight, list | tuple | dict)
-        sw_leaves = (
-            [sample_weight] * len(y_leaves)
-            if shared or sample_weight is None
-            else flatten(sample_weight)
-        )
+        sw_leaves = per_output(sample_weight, len(y_leaves))
         out = []
         for table, labels, sw, where in zip(
             self._tables, y_leaves, sw_leaves, self._where, strict=True
@@ -166,6 +161,13 @@ class Weighting:
             weights = None if table is None else table.lookup(labels, where)
             out.append(_multiply(weights, sw, len(labels)))
         return packer(y)(out)
+
+
+def per_output(sample_weight: Tree | None, outputs: int) -> list[Any]:
+    """One weight leaf per output: a shared array (or None) repeated, or the per-output leaves."""
+    if sample_weight is None or not isinstance(sample_weight, list | tuple | dict):
+        return [sample_weight] * outputs
+    return flatten(sample_weight)
 
 
 def _output_names(y: Tree, output_names: Sequence[str] | None) -> list[str | None]:
@@ -293,12 +295,7 @@ def tf_weighting(weighting: Weighting) -> Callable[..., tuple[Any, ...]] | None:
 
     def weigh(x: Tree, y: Tree, sample_weight: Tree | None = None) -> tuple[Tree, Tree, Tree]:
         y_leaves = flatten(y)
-        shared = sample_weight is not None and not isinstance(sample_weight, list | tuple | dict)
-        sw_leaves = (
-            [sample_weight] * len(y_leaves)
-            if shared or sample_weight is None
-            else flatten(sample_weight)
-        )
+        sw_leaves = per_output(sample_weight, len(y_leaves))
         out = []
         for table, labels, sw, name in zip(tables, y_leaves, sw_leaves, where, strict=True):
             class_w = None if table is None else tf_lookup(*table, labels, name)
