@@ -23,15 +23,16 @@ import hashlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from feeders.dispatch import adapt
-from feeders.feeder import Feeder
 from feeders.structure import PARTS, Batch, Tree, flatten, lists_to_tuples, map_tree
 
-MakeFeeder = Callable[[Tree, Tree, int], Feeder]
+if TYPE_CHECKING:
+    from feeders.feeder import Feeder
+
+MakeFeeder = Callable[[Tree, Tree, int], "Feeder"]
 """``make(x, y, batch_size) -> Feeder`` over the samples in order (no shuffling)."""
 
 MNIST_SUBSET = 6_400
@@ -60,6 +61,13 @@ def _batches(x: Tree, y: Tree, batch_size: int) -> Iterator[tuple[Tree, Tree]]:
     for start in range(0, len(flatten(x)[0]), batch_size):
         rows = slice(start, start + batch_size)
         yield _rows(x, rows), _rows(y, rows)
+
+
+def adapt(*args: Any, **kwargs: Any) -> Feeder:
+    """:func:`feeders.adapt`, imported on first use so ``feeders --help`` skips TensorFlow."""
+    from feeders.dispatch import adapt as adapt_
+
+    return adapt_(*args, **kwargs)
 
 
 def from_arrays(x: Tree, y: Tree, batch_size: int) -> Feeder:
