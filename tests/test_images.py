@@ -399,6 +399,19 @@ def test_skip_mode_drops_counts_and_reports(
     assert "skipped 2 unreadable file(s) in epoch 0" in caplog.text
 
 
+def test_a_worker_copy_reports_each_skip_itself(
+    photos: list[str], broken: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import pickle
+
+    files = [*photos[:6], broken["garbage"], *photos[6:]]
+    worker_copy = pickle.loads(pickle.dumps(make(files, np.arange(len(files)), on_error="skip")))
+    worker_copy._owner_pid = -1  # as in a worker process
+    with caplog.at_level(logging.WARNING, logger="feeders.images.files"):
+        worker_copy[1]
+    assert f"Skipping {broken['garbage']} (batch 1, epoch 0)" in caplog.text
+
+
 def test_skip_mode_refuses_a_batch_with_nothing_left(broken: dict[str, str]) -> None:
     seq = make([broken["garbage"], broken["missing"]], on_error="skip")
     with pytest.raises(ImageDecodeError, match=r"Every file of batch 0 \(epoch 0\) failed"):

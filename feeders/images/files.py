@@ -108,6 +108,7 @@ class ImageFileSequence(keras.utils.PyDataset):
         self.shuffle = bool(shuffle)
         self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)  # type: ignore[operator]
         self.skipped: list[SkippedFile] = []
+        self._owner_pid = os.getpid()
         self._epoch = 0
         self._order: np.ndarray | None = None
 
@@ -211,7 +212,10 @@ class ImageFileSequence(keras.utils.PyDataset):
                     f"decoder {self.decoder!r}): {_summary(err)}. Fix or remove the "
                     "file, or pass on_error='skip' to drop unreadable files from their batch."
                 ) from err
-            logger.debug("Skipping %s: %r", path, err)
+            # A worker process's `skipped` never reaches the parent's epoch-end report,
+            # so a worker says each skip itself (spawned workers share the parent's stderr).
+            level = logging.DEBUG if os.getpid() == self._owner_pid else logging.WARNING
+            logger.log(level, "Skipping %s (batch %d, epoch %d): %r", path, index, self._epoch, err)
             self.skipped.append(SkippedFile(path, self._epoch, index, _summary(err)))
             return False
         return True
