@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from feeders.keras_glue import DataAdapter
+from feeders.keras_glue import DataAdapter, outputs_are_a_dict
 from feeders.structure import (
     ArraySpec,
     Batch,
@@ -235,6 +235,12 @@ class Feeder(DataAdapter):  # type: ignore[misc]
                     f"`{arg}` is a list of {len(part)} arrays but the model has {len(names)} "
                     f"{kind}s {names}. Give one array per {kind}, in order, or a dict by name."
                 )
+        if isinstance(spec.y, list | tuple) and outputs_are_a_dict(model):
+            raise ValueError(
+                f"`y` is a list, but the model's outputs are a dict {outputs}: Keras matches a "
+                "list to them in sorted-name order, not the order they were built in. Pass y "
+                "as a dict keyed by output name."
+            )
         if spec.sample_weight is not None and outputs:
             check_names(spec.sample_weight, outputs, "sample_weight", "output")
         self._weighting = Weighting(self._class_weight, spec.y, outputs or None)

@@ -10,7 +10,19 @@ semantics, instead of Keras re-wrapping it (and replaying peeked batches).
 
 from __future__ import annotations
 
+from typing import Any
+
 from keras.src.trainers.data_adapters import get_data_adapter
 from keras.src.trainers.data_adapters.data_adapter import DataAdapter
 
-__all__ = ["DataAdapter", "get_data_adapter"]
+__all__ = ["DataAdapter", "get_data_adapter", "outputs_are_a_dict"]
+
+
+def outputs_are_a_dict(model: Any) -> bool:
+    """Whether a functional model was built with a dict of outputs.
+
+    Why: Keras then matches a *list* of targets to the outputs in sorted-name
+    order, not the order they were written in; ``Feeder.bind`` refuses that trap.
+    Reads the private ``_outputs_struct`` (pinned by tests/test_keras_glue.py).
+    """
+    return isinstance(getattr(model, "_outputs_struct", None), dict)

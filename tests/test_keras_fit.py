@@ -174,3 +174,13 @@ def test_adapt_with_model_binds_at_once() -> None:
             {"score_output": np.zeros(2), "class_output": np.zeros(2)},
             model=model,
         )
+
+
+def test_bind_refuses_list_targets_for_dict_outputs() -> None:
+    model = _two_output_model()
+    feeder = feeders.adapt({"features": np.zeros((2, 4))}, [np.zeros((2, 1)), np.zeros(2)])
+    with pytest.raises(
+        ValueError,
+        match=r"`y` is a list, but the model's outputs are a dict \['class_output', 'score_output'\]",
+    ):
+        feeder.bind(model)

@@ -27,3 +27,12 @@ def test_data_adapter_has_the_methods_feeder_overrides() -> None:
         "on_epoch_end",
     ):
         assert hasattr(keras_glue.DataAdapter, name), name
+
+
+def test_outputs_are_a_dict_reads_the_model_structure() -> None:
+    import keras
+
+    inputs = keras.Input((2,))
+    a, b = keras.layers.Dense(1, name="a")(inputs), keras.layers.Dense(1, name="b")(inputs)
+    assert keras_glue.outputs_are_a_dict(keras.Model(inputs, {"b": b, "a": a}))
+    assert not keras_glue.outputs_are_a_dict(keras.Model(inputs, [b, a]))
