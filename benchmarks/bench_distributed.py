@@ -39,6 +39,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks._timing import Measurement, emit, environment, interleaved, ratio_row
+from benchmarks.bench_images import image_files
 
 SUITE = "distributed"
 IMAGE_SIZE = (200, 200)
@@ -104,19 +105,6 @@ def drain(batches: Iterable[Any], expected: int, marks: list[tuple[float, float,
         raise RuntimeError(f"a loader yielded {seen} rows, expected {expected}")
 
 
-def image_files(count: int) -> list[str]:
-    """`count` JPEGs, 200-500 px, written once (shared with bench_images' folder layout)."""
-    from feeders.images.samples import write_photos
-
-    root = Path(tempfile.gettempdir()) / f"feeders-bench-images-{count}"
-    marker = root / ".complete"
-    if marker.exists() and marker.read_text() == str(count):
-        return sorted(str(p) for p in root.glob("img*.jpg"))
-    paths = write_photos(root, count, sizes=(200, 500), formats=("jpeg",), seed=0, progress=True)
-    marker.write_text(str(count))
-    return [str(p) for p in paths]
-
-
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="128 files, 1 repeat")
@@ -133,7 +121,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from feeders.distributed import distribute
     from feeders.service_graph import service_graph
 
-    files = image_files(count)
+    files = image_files(count, None)
     sequence = feeders.ImageFileSequence(
         files, np.arange(count) % 10, batch_size=BATCH, image_size=IMAGE_SIZE, shuffle=True, seed=0
     )

@@ -176,19 +176,8 @@ class ArraySource:
                 )
             return chunks
 
-        parts = [
-            (pack, n)
-            for pack, n in zip(self._packers, self._sizes, strict=True)
-            if pack is not None
-        ]
-
         def gather(index: tf.Tensor, tensors: tuple[tf.Tensor, ...]) -> tuple[Tree, ...]:
-            leaves = [tf.gather(t, index) for t in tensors]
-            out, at = [], 0
-            for pack, n in parts:
-                out.append(lists_to_tuples(pack(leaves[at : at + n])))
-                at += n
-            return tuple(out)
+            return self._packed([tf.gather(t, index) for t in tensors])
 
         dataset = tf.data.Dataset.from_generator(
             orders, output_signature=tf.TensorSpec((None,), tf.int64)
@@ -218,21 +207,20 @@ class ArraySource:
             tf.constant(leaf if cast is None else leaf.astype(cast))
             for leaf, cast in zip(self._leaves, self._casts, strict=True)
         ]
-        parts = [
-            (pack, n)
-            for pack, n in zip(self._packers, self._sizes, strict=True)
-            if pack is not None
-        ]
 
         def fetch(rows: Any) -> tuple[Tree, ...]:
-            leaves = [tf.gather(t, rows) for t in tensors]
-            out, at = [], 0
-            for pack, n in parts:
-                out.append(lists_to_tuples(pack(leaves[at : at + n])))
-                at += n
-            return tuple(out)
+            return self._packed([tf.gather(t, rows) for t in tensors])
 
         return fetch
+
+    def _packed(self, leaves: list[Any]) -> tuple[Tree, ...]:
+        """The present parts (x, y[, sample_weight]) rebuilt from gathered TF leaves, lists as tuples."""
+        out, at = [], 0
+        for pack, n in zip(self._packers, self._sizes, strict=True):
+            if pack is not None:
+                out.append(lists_to_tuples(pack(leaves[at : at + n])))
+            at += n
+        return tuple(out)
 
     def split(self, at: int | float) -> tuple[ArraySource, ArraySource]:
         """The first samples for training and the last ``at`` (or fraction) for validation.
