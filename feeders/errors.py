@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 __all__ = [
+    "TF_ASSERT_TAG",
     "RemoteFailure",
     "SharedMemoryError",
     "WorkerError",
     "WorkerTraceback",
+    "from_tf_error",
     "raise_with_context",
     "where",
 ]
+
+TF_ASSERT_TAG = "[feeders ValueError] "
+"""Starts the message of every assertion feeders builds into a TF pipeline (see :func:`from_tf_error`)."""
 
 
 def where(worker: int | None, batch: int | None = None, epoch: int | None = None) -> str:
@@ -254,3 +259,21 @@ def _loads_or_none(data: bytes | None) -> object:
         return pickle.loads(data)
     except Exception:
         return None
+
+
+def from_tf_error(err: BaseException) -> ValueError | None:
+    """The ``ValueError`` a failed assertion of feeders' own TF ops stands for, else ``None``.
+
+    Why: a check that runs inside a ``tf.data`` pipeline (a label that
+    ``class_weight`` does not cover, say) can only fail the pipeline, which
+    reaches ``fit`` as ``InvalidArgumentError`` with the message buried among
+    graph node names. Its message starts with :data:`TF_ASSERT_TAG`, so the
+    Keras glue can raise what it means.
+    """
+    message = getattr(err, "message", None)
+    if not isinstance(message, str) or TF_ASSERT_TAG not in message:
+        return None
+    text = message.split(TF_ASSERT_TAG, 1)[1]
+    for end in ("\n\t [[", " [[", "\n"):
+        text = text.split(end, 1)[0]
+    return ValueError(text.strip().rstrip("]").replace("] [", " "))

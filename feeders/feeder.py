@@ -9,14 +9,19 @@ each pass over the data a new, seeded epoch.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from feeders.keras_glue import DataAdapter, outputs_are_a_dict
+from feeders.capabilities import HasPool, InOrder, NativeTF, SinglePass, Splittable
+from feeders.errors import from_tf_error
+from feeders.keras_glue import DataAdapter, KerasCall, KerasHandOff, outputs_are_a_dict
 from feeders.structure import (
     ArraySpec,
     Batch,
@@ -36,8 +41,9 @@ class Source(Protocol):
 
     ``epoch(n, start)`` must be deterministic for a given seed and ``n`` (a
     different order per epoch when shuffling), and start at batch ``start`` so a
-    crashed run can resume mid-epoch. Optional extras a source may have:
-    ``split(at)``, ``batch_size``, ``partial_batch_size``, ``seed``.
+    crashed run can resume mid-epoch. Optional abilities are the Protocols of
+    :mod:`feeders.capabilities` (``epoch_in_order``, ``split``, ``as_dataset``,
+    ``pool``); optional attributes: ``batch_size``, ``partial_batch_size``, ``seed``.
     """
 
     @property
@@ -59,13 +65,37 @@ class Source(Protocol):
         ...
 
 
-class Feeder(DataAdapter):  # type: ignore[misc]
+@dataclass(frozen=True)
+class _Mode:
+    """How one pass reads the source.
+
+    ``training``: the pass is the next epoch (it advances :attr:`Feeder.position`);
+    otherwise it is an inference pass (``predict``, ``evaluate``, validation):
+    epoch 0 in natural order, the position untouched. ``shuffle=False``: the
+    natural order. ``weighting=None``: the feeder's own.
+    """
+
+    training: bool = True
+    shuffle: bool = True
+    weighting: Weighting | None = None
+
+
+TRAINING = _Mode()
+INFERENCE = _Mode(training=False, shuffle=False)
+
+
+class Feeder(KerasHandOff):
     """A source made ready for Keras: weighted, checked, counted.
 
     Pass it to ``model.fit(feeder)``, ``validation_data=feeder``,
-    ``evaluate(feeder)`` or ``predict(feeder)``. Each pass Keras makes over it is
+    ``evaluate(feeder)`` or ``predict(feeder)``. Each pass ``fit`` trains on is
     the next epoch of the source (``epoch(0)``, ``epoch(1)``, ...), so shuffling
-    is reseeded per epoch and reproducible.
+    is reseeded per epoch and reproducible. ``predict``, ``evaluate`` and
+    ``fit``'s validation read the data in order, as Keras does, and leave the
+    training position alone (NOTE [ which pass Keras wants ], in
+    :mod:`feeders.keras_glue`). ``fit(class_weight=...)`` weights the training
+    pass as ``adapt(class_weight=...)`` would; ``fit(shuffle=False)`` trains on
+    the epochs in natural order.
 
     Args:
         source: anything implementing :class:`Source`.
@@ -99,6 +129,8 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         self._stream: Iterator[Batch] | None = None
         self._native_stream: Any = None
         self._timing = _PythonPath()
+        self._outputs: list[str] | None = None
+        self._failure: BaseException | None = None  # raised while making a batch for Keras
 
     # -- the Source contract -------------------------------------------------
     @property
@@ -107,14 +139,25 @@ class Feeder(DataAdapter):  # type: ignore[misc]
 
     @property
     def spec(self) -> BatchSpec:
-        source_spec = self.source.spec
-        if not self._weighting.active:
-            return source_spec
-        return BatchSpec(source_spec.x, source_spec.y, _weight_spec(self._weighting, source_spec))
+        return self._spec_for(self._weighting)
 
-    def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
-        weighting = self._weighting
-        for x, y, sample_weight in self.source.epoch(n, start):
+    def epoch(self, n: int, start: int = 0, *, shuffle: bool = True) -> Iterator[Batch]:
+        """Epoch ``n`` from batch ``start``, weighted; ``shuffle=False``: in natural order."""
+        return self._weighted(self._source_epoch(n, start, shuffle=shuffle), self._weighting)
+
+    def _source_epoch(
+        self, n: int, start: int, *, shuffle: bool = True, counts: bool = True
+    ) -> Iterator[Batch]:
+        source = self.source
+        if shuffle and counts:
+            return source.epoch(n, start)
+        if isinstance(source, InOrder):
+            return source.epoch_in_order(n, start, counts=counts)
+        return source.epoch(n, start)
+
+    @staticmethod
+    def _weighted(batches: Iterator[Batch], weighting: Weighting) -> Iterator[Batch]:
+        for x, y, sample_weight in batches:
             yield x, y, weighting(y, sample_weight)
 
     def close(self) -> None:
@@ -166,20 +209,29 @@ class Feeder(DataAdapter):  # type: ignore[misc]
 
     def __iter__(self) -> Iterator[Batch]:
         """The batches of the next pass (an epoch, or ``steps_per_epoch`` batches)."""
-        if self._steps is None:
-            return self.epoch(*self._claim_pass())
-        return self._steps_pass(self._steps)
+        return self._pass(TRAINING)
 
-    def _steps_pass(self, steps: int) -> Iterator[Batch]:
+    def _pass(self, mode: _Mode) -> Iterator[Batch]:
+        """The batches of the next pass Keras (or a user) makes, read as ``mode`` says."""
+        weighting = mode.weighting or self._weighting
+        if not mode.training:
+            return self._weighted(self._source_epoch(0, 0, shuffle=False, counts=False), weighting)
+        if self._steps is None:
+            n, start = self._claim_pass()
+            return self._weighted(self._source_epoch(n, start, shuffle=mode.shuffle), weighting)
+        return self._weighted(self._steps_pass(self._steps, mode.shuffle), weighting)
+
+    def _steps_pass(self, steps: int, shuffle: bool) -> Iterator[Batch]:
         if self._stream is None:
-            self._stream = self._endless()
+            self._stream = self._endless(shuffle)
         for _ in range(steps):
             yield next(self._stream)
 
-    def _endless(self) -> Iterator[Batch]:
+    def _endless(self, shuffle: bool) -> Iterator[Batch]:
         served, steps = 0, self._steps or 1
+        single_pass = isinstance(self.source, SinglePass) and self.source.single_pass
         for n in itertools.count(self._next_epoch):
-            if served and getattr(self.source, "single_pass", False):
+            if served and single_pass:
                 raise ValueError(
                     f"`steps_per_epoch={steps}` needs more batches than the single-pass "
                     f"{self.kind!r} source has: it ran out after {served} batches, during pass "
@@ -189,7 +241,7 @@ class Feeder(DataAdapter):  # type: ignore[misc]
                 )
             start, self._start = self._start, 0
             self._next_epoch = n + 1
-            for batch in self.epoch(n, start):
+            for batch in self._source_epoch(n, start, shuffle=shuffle):
                 served += 1
                 yield batch
 
@@ -200,13 +252,12 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         The validation feeder keeps ``sample_weight`` but not ``class_weight``,
         as Keras does with ``validation_split``.
         """
-        split = getattr(self.source, "split", None)
-        if split is None:
+        if not isinstance(self.source, Splittable):
             raise TypeError(
                 f"`split` is not supported by {self.kind!r} sources "
                 f"({type(self.source).__name__}). Pass validation_data instead."
             )
-        first, second = split(at)
+        first, second = self.source.split(at)
         train = Feeder(
             first, class_weight=self._class_weight, steps_per_epoch=self._steps, kind=self.kind
         )
@@ -243,31 +294,84 @@ class Feeder(DataAdapter):  # type: ignore[misc]
             )
         if spec.sample_weight is not None and outputs:
             check_names(spec.sample_weight, outputs, "sample_weight", "output")
-        self._weighting = Weighting(self._class_weight, spec.y, outputs or None)
+        self._outputs = outputs or None
+        self._weighting = Weighting(self._class_weight, spec.y, self._outputs)
         return self
 
     # -- Keras hand-off (DataAdapter) ------------------------------------------
-    def as_dataset(self) -> Any:
-        """A ``tf.data.Dataset`` of the batches, one epoch per iteration, with the exact spec.
+    def for_keras(self, call: KerasCall) -> DataAdapter:
+        """The adapter for one Keras call (see :mod:`feeders.keras_glue`).
 
-        Sources that can build batches with TF ops (``source.as_dataset``) do so;
-        the others are wrapped with ``from_generator``. Either way, each
-        iteration claims the next epoch from this feeder's counter.
+        Raises:
+            ValueError: ``y``, ``sample_weight`` or ``batch_size`` were given to
+                the Keras method next to the feeder (they belong to ``adapt``),
+                or ``class_weight`` was given to both ``fit`` and ``adapt``.
         """
-        native = getattr(self.source, "as_dataset", None)
-        if native is not None:
-            dataset = self._native_dataset(native)
+        method = call.method or "fit"
+        for arg, value in (
+            ("y", call.y),
+            ("sample_weight", call.sample_weight),
+            ("batch_size", call.batch_size),
+        ):
+            if value is not None:
+                where = "feeders.adapt(x, y)" if arg == "y" else f"feeders.adapt(x, y, {arg}=...)"
+                raise ValueError(
+                    f"`{arg}` is not used when x is a feeder, but got {arg}={_shown(value)} in "
+                    f"model.{method}(). Pass it to {where} instead: the feeder's batches hold it."
+                )
+        if call.method is None:
+            return self
+        if not call.training:
+            return _KerasPass(self, INFERENCE)
+        weighting = None
+        if call.class_weight is not None:
+            if self._class_weight is not None:
+                raise ValueError(
+                    "`class_weight` was given twice: to model.fit() and to feeders.adapt(). "
+                    "Pass it to one of them."
+                )
+            weighting = Weighting(call.class_weight, self.source.spec.y, self._outputs)
+        return _KerasPass(self, _Mode(training=True, shuffle=call.shuffle, weighting=weighting))
+
+    def keras_error(self, err: BaseException) -> BaseException | None:
+        """What to raise instead of ``err`` from inside a Keras pass: the recorded exception.
+
+        On the TensorFlow backend an exception raised while making a batch
+        reaches Keras as a graph error; the original was recorded here (NOTE
+        [ the failure behind a graph error ]). An assertion of feeders' own TF
+        ops becomes the ``ValueError`` it stands for.
+        """
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            return failure
+        return from_tf_error(err)
+
+    def as_dataset(self, mode: _Mode = TRAINING) -> Any:
+        """A ``tf.data.Dataset`` of the batches, one pass per iteration, with the exact spec.
+
+        Sources that can build batches with TF ops (:class:`~feeders.capabilities.NativeTF`)
+        do so; the others are wrapped with ``from_generator``. Either way, each
+        iteration of a training dataset claims the next epoch from this feeder's counter.
+        """
+        import tensorflow as tf
+
+        if isinstance(self.source, NativeTF):
+            dataset = self._native_dataset(mode)
             if dataset is not None:
                 self._timing.path = "native"
                 return dataset
-        import tensorflow as tf
-
-        signature = self.spec.to_tf()
-        dataset = tf.data.Dataset.from_generator(self._keras_pass, output_signature=signature)
+        weighting = mode.weighting or self._weighting
+        signature = self._spec_for(weighting).to_tf()
+        # NOTE [ no strong reference from TF ]: TensorFlow keeps a generator's
+        # function in a process-wide registry until its dataset is collected, so
+        # the function holds the feeder weakly: after fit, `del feeder` frees it
+        # (and the workers and memory it owns).
+        generator = functools.partial(_weak_pass, weakref.ref(self), mode)
+        dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
         # Python makes the next batches while the model trains on this one, as Keras does.
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def _native_dataset(self, native: Any) -> Any:
+    def _native_dataset(self, mode: _Mode) -> Any:
         """The source's own TF pipeline, weighted with TF ops (NOTE [ TF weighting ]).
 
         With ``steps_per_epoch``, every pass takes its batches from one live
@@ -276,14 +380,15 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         """
         import tensorflow as tf
 
-        dataset = native(self._claim_pass)
+        claim = _weak_claim(weakref.ref(self), mode.training)
+        dataset = self.source.as_dataset(claim, shuffle=mode.shuffle)  # type: ignore[attr-defined]
         if dataset is None:
             return None
-        weigh = tf_weighting(self._weighting)
+        weigh = tf_weighting(mode.weighting or self._weighting)
         if weigh is not None:
             dataset = dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE)
             dataset = dataset.prefetch(tf.data.AUTOTUNE)
-        if self._steps is None:
+        if self._steps is None or not mode.training:
             return dataset
         if self._native_stream is None:
             self._native_stream = iter(dataset.repeat())
@@ -298,19 +403,37 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         self._pass_start = (n, start)
         return n, start
 
-    def _keras_pass(self) -> Iterator[tuple[Tree, ...]]:
-        spec = self.source.spec
-        if any(isinstance(part, list) for part in (spec.x, spec.y, spec.sample_weight)):
-            yield from (tuple(lists_to_tuples(part) for part in batch) for batch in self._tuples())
-        else:
-            yield from self._tuples()
+    def _spec_for(self, weighting: Weighting) -> BatchSpec:
+        source_spec = self.source.spec
+        if not weighting.active:
+            return source_spec
+        return BatchSpec(source_spec.x, source_spec.y, _weight_spec(weighting, source_spec))
 
-    def _tuples(self) -> Iterator[tuple[Tree, ...]]:
+    def _keras_pass(self, mode: _Mode = TRAINING) -> Iterator[tuple[Tree, ...]]:
+        """One pass as Keras takes batches: ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+
+        NOTE [ the failure behind a graph error ]: an exception raised while
+        making a batch is recorded before it propagates, because on the
+        TensorFlow backend it reaches Keras as an ``UnknownError``;
+        :meth:`keras_error` hands the original back at the ``fit`` boundary.
+        """
+        spec = self.source.spec
+        tuples = self._tuples(mode)
+        if any(isinstance(part, list) for part in (spec.x, spec.y, spec.sample_weight)):
+            tuples = (tuple(lists_to_tuples(part) for part in batch) for batch in tuples)
+        try:
+            yield from tuples
+        except Exception as err:
+            self._failure = err
+            raise
+
+    def _tuples(self, mode: _Mode) -> Iterator[tuple[Tree, ...]]:
         # NOTE [ timing the Python path ]: the seconds spent in next() on the source
         # are what training waits for each batch (behind as_dataset()'s prefetch:
         # what producing it cost); DataWaitMonitor reads them via pipeline_stats().
-        timing, batches, clock = self._timing, iter(self), time.perf_counter
-        timing.path, expected, produced = "python", self.num_batches, 0
+        timing, batches, clock = self._timing, self._pass(mode), time.perf_counter
+        expected = self.num_batches if mode.training else self.source.num_batches
+        timing.path, produced = "python", 0
         while True:
             started = clock()
             try:
@@ -385,6 +508,79 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         return distribute(self, service, **options)
 
 
+class _KerasPass(KerasHandOff):
+    """The adapter one Keras call gets: the feeder, read as that call needs (a :class:`_Mode`).
+
+    Why a separate object: ``fit`` builds one adapter for its training data and
+    one for its validation data, and ``predict`` another, each read its own way,
+    while position, workers and weights stay the feeder's.
+    """
+
+    def __init__(self, feeder: Feeder, mode: _Mode) -> None:
+        self.feeder = feeder
+        self.mode = mode
+
+    def get_numpy_iterator(self) -> Iterator[tuple[Tree, ...]]:
+        return self.feeder._keras_pass(self.mode)
+
+    def get_tf_dataset(self) -> Any:
+        return self.feeder.as_dataset(self.mode)
+
+    def get_jax_iterator(self) -> Iterator[tuple[Tree, ...]]:
+        return self.feeder._keras_pass(self.mode)
+
+    def get_torch_dataloader(self) -> Any:
+        return self.feeder.get_torch_dataloader()
+
+    def keras_error(self, err: BaseException) -> BaseException | None:
+        return self.feeder.keras_error(err)
+
+    @property
+    def num_batches(self) -> int | None:
+        feeder = self.feeder
+        return feeder.num_batches if self.mode.training else feeder.source.num_batches
+
+    @property
+    def batch_size(self) -> int | None:
+        return self.feeder.batch_size
+
+    @property
+    def has_partial_batch(self) -> bool:
+        return self.feeder.has_partial_batch
+
+    @property
+    def partial_batch_size(self) -> int | None:
+        return self.feeder.partial_batch_size
+
+
+def _weak_pass(ref: weakref.ref[Feeder], mode: _Mode) -> Iterator[tuple[Tree, ...]]:
+    """``feeder._keras_pass(mode)`` for a feeder held weakly (NOTE [ no strong reference from TF ])."""
+    feeder = ref()
+    if feeder is None:
+        raise RuntimeError("The feeder behind this tf.data pipeline was garbage collected.")
+    yield from feeder._keras_pass(mode)
+
+
+def _weak_claim(ref: weakref.ref[Feeder], training: bool) -> Callable[[], tuple[int, int]]:
+    """The ``claim_pass`` a native pipeline calls per iteration; inference passes claim nothing."""
+
+    def claim() -> tuple[int, int]:
+        feeder = ref()
+        if feeder is None:
+            raise RuntimeError("The feeder behind this tf.data pipeline was garbage collected.")
+        return feeder._claim_pass() if training else (0, 0)
+
+    return claim
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: its type and shape, never its contents."""
+    if isinstance(value, int | float | str | bool):
+        return repr(value)
+    shape = getattr(value, "shape", None)
+    return f"<{type(value).__name__}{'' if shape is None else f' shape {tuple(shape)}'}>"
+
+
 class _PythonPath:
     """What :meth:`Feeder.pipeline_stats` reports; updated by the thread that runs the pass."""
 
@@ -397,9 +593,8 @@ class _PythonPath:
 
     def end_pass(self, source: Source) -> None:
         # Read now: behind a prefetch the next pass may start before anyone asks.
-        pool = getattr(source, "pool", None)
         self.passes += 1
-        self.pool = None if pool is None else pool.stats
+        self.pool = source.pool.stats if isinstance(source, HasPool) else None
 
     def as_dict(self) -> dict[str, Any]:
         return {

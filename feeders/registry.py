@@ -64,10 +64,11 @@ def is_tf_dataset(obj: Any) -> bool:
 
 
 def is_sequence(obj: Any) -> bool:
-    """A ``keras.utils.Sequence``/``PyDataset`` or any object with ``__len__`` and ``__getitem__``."""
+    """A ``keras.utils.Sequence``/``PyDataset``: ``__getitem__`` and ``__len__`` or ``num_batches``."""
     if isinstance(obj, str | bytes | list | tuple | dict):
         return False
-    return hasattr(type(obj), "__getitem__") and hasattr(type(obj), "__len__")
+    cls = type(obj)
+    return hasattr(cls, "__getitem__") and (hasattr(cls, "__len__") or hasattr(cls, "num_batches"))
 
 
 def is_generator(obj: Any) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from feeders.errors import TF_ASSERT_TAG
 from feeders.structure import Tree, flatten, packer, paths
 
 FLOATX = np.float32
@@ -317,7 +318,7 @@ def tf_lookup(table: Any, spec: ClassWeightTable, y: Any, where: str) -> Any:
     check = tf.debugging.Assert(
         ~tf.reduce_any(missing),
         [
-            f"`{spec.arg}` has no weight for class(es) found in {where}; it covers classes "
+            f"{TF_ASSERT_TAG}`{spec.arg}` has no weight for class(es) found in {where}; it covers classes "
             f"{covered}. Add a weight for every class that occurs in the labels. Missing:",
             tf.unique(tf.boolean_mask(labels, missing)).y,
         ],
@@ -348,8 +349,8 @@ def tf_class_labels(y: Any, arg: str, where: str) -> Any:
         check = tf.debugging.Assert(
             tf.reduce_all(tf.equal(labels, y)),
             [
-                f"`{arg}` needs integer class labels, but {where} holds non-integer floats "
-                f"(shape {y.shape}, dtype {y.dtype.name}). Use class indices or one-hot rows, "
+                f"{TF_ASSERT_TAG}`{arg}` needs integer class labels, but {where} holds non-integer "
+                f"floats (shape {y.shape}, dtype {y.dtype.name}). Use class indices or one-hot rows, "
                 "or drop class_weight for regression targets."
             ],
         )

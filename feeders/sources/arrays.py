@@ -109,12 +109,16 @@ class ArraySource:
 
     def order(self, n: int) -> np.ndarray | None:
         """The sample order of epoch ``n`` (``None``: the natural order)."""
-        if not self.shuffle:
-            return None
-        return np.random.default_rng([self.seed, n]).permutation(self.num_samples)
+        return epoch_permutation(self.seed, n, self.num_samples) if self.shuffle else None
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
-        order = self.order(n)
+        return self._batches(self.order(n), start)
+
+    def epoch_in_order(self, n: int, start: int = 0, *, counts: bool = True) -> Iterator[Batch]:
+        """Epoch ``n`` unshuffled (``predict``, ``evaluate``, ``fit(shuffle=False)``)."""
+        return self._batches(None, start)
+
+    def _batches(self, order: np.ndarray | None, start: int) -> Iterator[Batch]:
         size = self.batch_size
         for b in range(start, self.num_batches):
             lo, hi = b * size, min((b + 1) * size, self.num_samples)
@@ -133,7 +137,7 @@ class ArraySource:
             at += size
         return out[0], out[1], out[2]
 
-    def as_dataset(self, claim_pass: Callable[[], tuple[int, int]]) -> Any:
+    def as_dataset(self, claim_pass: Callable[[], tuple[int, int]], *, shuffle: bool = True) -> Any:
         """Batches gathered by TF ops from one TF copy of the arrays (``None`` for memmaps).
 
         Why: ``from_generator`` costs ~0.3 ms a batch in Python; a parallel
@@ -144,7 +148,9 @@ class ArraySource:
         ``benchmarks/bench_arrays.py``). The price is one TF copy of the
         arrays, made on first use and kept, as Keras makes; memory-mapped arrays
         keep the zero-copy NumPy path. The order is the NumPy path's order, so
-        both give identical batches.
+        both give identical batches (``shuffle=False``: the natural order). The
+        pipeline's Python function holds no reference to this source, so the TF
+        copy goes with the source (NOTE [ no strong reference from TF ]).
         """
         import tensorflow as tf
 
@@ -159,10 +165,12 @@ class ArraySource:
         row_bytes = sum(leaf[:1].nbytes for leaf in self._leaves) or 1
         chunk = int(np.clip(CHUNK_BYTES // (row_bytes * size), 1, MAX_CHUNK_BATCHES))
 
+        seed = self.seed if self.shuffle and shuffle else None
+
         def orders() -> Iterator[np.ndarray]:
             n, start = claim_pass()
-            order = self.order(n)
-            yield (np.arange(total) if order is None else order)[start * size :]
+            order = np.arange(total) if seed is None else epoch_permutation(seed, n, total)
+            yield order[start * size :]
 
         def index_chunks(order: tf.Tensor) -> tf.data.Dataset:
             """Rows of ``chunk`` batches each, shape (batches, batch_size); the remainder last."""
@@ -271,6 +279,11 @@ def from_arrays(
         seed=seed,
         drop_remainder=drop_remainder,
     )
+
+
+def epoch_permutation(seed: int, n: int, total: int) -> np.ndarray:
+    """The sample order of epoch ``n``: a function of ``(seed, n)`` only."""
+    return np.random.default_rng([seed, n]).permutation(total)
 
 
 def _as_arrays(part: Tree | None, name: str) -> Tree | None:

@@ -116,8 +116,15 @@ class GeneratorSource:
         return self._spec
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        return self._epoch(n, start, shuffle=True)
+
+    def epoch_in_order(self, n: int, start: int = 0, *, counts: bool = True) -> Iterator[Batch]:
+        """A pass without the ``shuffle_buffer`` (the generator's own order)."""
+        return self._epoch(n, start, shuffle=False)
+
+    def _epoch(self, n: int, start: int, *, shuffle: bool) -> Iterator[Batch]:
         batches = self._pass(n)
-        if self.shuffle_buffer is not None:
+        if self.shuffle_buffer is not None and shuffle:
             batches = _buffer_shuffle(
                 batches, self.shuffle_buffer, np.random.default_rng([self.seed, n])
             )

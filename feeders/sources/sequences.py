@@ -19,10 +19,19 @@ draw the same random numbers, and a killed worker hangs ``fit``. Here:
   as Keras shuffles a PyDataset's batches; each batch's own content is the
   sequence's business (``feeders.workers.batch_rng()`` gives it a generator
   seeded from ``(seed, epoch, index)``, the same whatever the worker count).
+- As Keras reads a ``PyDataset``: its length is ``len()`` or its
+  ``num_batches`` property (``None``: infinite, read with ``steps_per_epoch``);
+  ``on_epoch_begin()`` runs before an epoch's first batch is requested; its own
+  ``workers``/``use_multiprocessing``/``max_queue_size`` apply unless
+  ``adapt`` is given them (a pool when ``workers > 1``, or ``workers > 0``
+  with processes, as in Keras).
+- An inference pass (``predict``, ``evaluate``, validation) reads the batches
+  in order as epoch 0 and runs no epoch hooks: it is not a training epoch.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,8 +46,9 @@ class SequenceSource:
     """Batches ``sequence[i]`` fetched in order by a :class:`~feeders.workers.WorkerPool`.
 
     Args:
-        sequence: has ``__len__`` (batches per epoch) and ``__getitem__(i)``
-            returning ``x``, ``(x, y)`` or ``(x, y, sample_weight)``.
+        sequence: has ``__len__`` or ``num_batches`` (batches per epoch;
+            ``None``: infinite) and ``__getitem__(i)`` returning ``x``,
+            ``(x, y)`` or ``(x, y, sample_weight)``.
         workers, use_multiprocessing, max_queue_size: Keras' knobs, unchanged
             (``workers=0``: fetch in the calling thread).
         shuffle: permute the batch order each epoch.
@@ -56,6 +66,18 @@ class SequenceSource:
         seed: int | None = None,
     ) -> None:
         self.sequence = sequence
+        count = _batch_count(sequence)
+        if count == 0:
+            raise ValueError(
+                f"`sequence` has no batches: len({type(sequence).__name__}) is 0. Give it at "
+                "least one batch (check the data it was built from and its batch size)."
+            )
+        if count is None and shuffle:
+            raise ValueError(
+                f"`shuffle=True` needs a finite sequence, but {type(sequence).__name__}."
+                "num_batches is None (infinite). Pass shuffle=False and shuffle inside "
+                "__getitem__ (feeders.workers.batch_rng() gives each batch its own generator)."
+            )
         self.shuffle = bool(shuffle)
         self.seed = draw_seed() if seed is None else int(seed)
         self._pool = WorkerPool(
@@ -66,12 +88,12 @@ class SequenceSource:
             seed=self.seed,
         )
         self._spec: BatchSpec | None = None
-        self._peeked: Batch | None = None
+        self._peeked: tuple[int, Any] | None = None
         self._ended_through = -1  # the last epoch whose on_epoch_end has run
 
     @property
-    def num_batches(self) -> int:
-        return len(self.sequence)
+    def num_batches(self) -> int | None:
+        return _batch_count(self.sequence)
 
     @property
     def pool(self) -> WorkerPool:
@@ -81,20 +103,34 @@ class SequenceSource:
     @property
     def spec(self) -> BatchSpec:
         if self._spec is None:
-            index = self.order(0)[0]
-            self._peeked = next(self._pool.run_epoch(0, [index]))
-            self._spec = BatchSpec.of(_as_batch(self._peeked, index))
+            index = self.order(0)[0] if self.num_batches is not None else 0
+            batch = next(self._pool.run_epoch(0, [index]))
+            self._peeked = (index, batch)
+            self._spec = BatchSpec.of(_as_batch(batch, index))
         return self._spec
 
-    def order(self, n: int) -> list[int]:
-        """Batch indices of epoch ``n``."""
-        if not self.shuffle:
-            return list(range(len(self.sequence)))
-        return np.random.default_rng([self.seed, n]).permutation(len(self.sequence)).tolist()
+    def order(self, n: int, *, shuffle: bool = True) -> list[int]:
+        """Batch indices of epoch ``n`` (of a finite sequence)."""
+        count = self.num_batches or 0
+        if not (self.shuffle and shuffle):
+            return list(range(count))
+        return np.random.default_rng([self.seed, n]).permutation(count).tolist()
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        return self._epoch(n, start, shuffle=True)
+
+    def epoch_in_order(self, n: int, start: int = 0, *, counts: bool = True) -> Iterator[Batch]:
+        """Epoch ``n`` unshuffled; ``counts=False``: an inference pass (epoch 0, no epoch hooks)."""
+        if counts:
+            return self._epoch(n, start, shuffle=False)
+        return self._inference(start)
+
+    def _epoch(self, n: int, start: int, *, shuffle: bool) -> Iterator[Batch]:
         self._begin(n)
-        order = self.order(n)[start:]
+        if self.num_batches is None:
+            yield from self._endless(n, start)
+            return
+        order = self.order(n, shuffle=shuffle)[start:]
         if not order:
             self._end(n)
         for position, batch in enumerate(self._fetch(n, order)):
@@ -104,20 +140,39 @@ class SequenceSource:
                 self._end(n)
             yield _as_batch(batch, order[position])
 
+    def _inference(self, start: int) -> Iterator[Batch]:
+        self._pool.update(self.sequence)  # what the last on_epoch_end changed
+        if self.num_batches is None:
+            yield from self._endless(0, start)
+            return
+        order = list(range(self.num_batches))[start:]
+        for position, batch in enumerate(self._fetch(0, order)):
+            yield _as_batch(batch, order[position])
+
+    def _endless(self, n: int, start: int) -> Iterator[Batch]:
+        """An infinite sequence: batches ``start, start + 1, ...`` in chunks of ``ENDLESS_CHUNK``."""
+        for low in itertools.count(start, ENDLESS_CHUNK):
+            order = list(range(low, low + ENDLESS_CHUNK))
+            for position, batch in enumerate(self._fetch(n, order)):
+                yield _as_batch(batch, order[position])
+
     def _fetch(self, n: int, order: list[int]) -> Iterator[Any]:
         peeked, self._peeked = self._peeked, None
-        if peeked is not None and n == 0 and order == self.order(0):
-            yield peeked
+        if peeked is not None and n == 0 and order and order[0] == peeked[0]:
+            yield peeked[1]  # the batch the spec was read from: fetched once, used once
             order = order[1:]
         yield from self._pool.run_epoch(n, order)
 
     def _begin(self, n: int) -> None:
-        """Catch up on ``on_epoch_end`` calls a consumer that stopped early skipped."""
+        """Catch up on ``on_epoch_end`` calls a consumer that stopped early skipped; begin ``n``."""
         while self._ended_through < n - 1:
             self._end(self._ended_through + 1)
         set_epoch = getattr(self.sequence, "set_epoch", None)
         if set_epoch is not None:
             set_epoch(n)
+        on_epoch_begin = getattr(self.sequence, "on_epoch_begin", None)
+        if on_epoch_begin is not None:
+            on_epoch_begin()
         self._pool.update(self.sequence)
 
     def _end(self, n: int) -> None:
@@ -145,6 +200,37 @@ def _as_batch(item: Any, index: int) -> Batch:
     return (*item, *(None,) * (3 - len(item)))  # type: ignore[return-value]
 
 
+ENDLESS_CHUNK = 256  # batches asked of the pool at a time for an infinite sequence
+
+
+def _batch_count(sequence: Any) -> int | None:
+    """Batches per epoch as Keras reads them: ``len()``, else the ``num_batches`` property."""
+    if hasattr(type(sequence), "__len__"):
+        return len(sequence)
+    count = sequence.num_batches
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int | np.integer)):
+        raise TypeError(
+            f"`{type(sequence).__name__}.num_batches` must be an int or None (infinite), but "
+            f"got {type(count).__name__}. Return the number of batches per epoch."
+        )
+    return None if count is None else int(count)
+
+
+def _own_knobs(sequence: Any) -> tuple[int, bool, int]:
+    """A ``keras.utils.PyDataset``'s own ``workers``/``use_multiprocessing``/``max_queue_size``.
+
+    As Keras reads them: a pool only when ``workers > 1``, or ``workers > 0``
+    with processes; otherwise the calling thread. Other objects: ``(0, False, 10)``.
+    """
+    from keras.utils import PyDataset
+
+    if not isinstance(sequence, PyDataset):
+        return 0, False, 10
+    workers, processes = int(sequence.workers or 0), bool(sequence.use_multiprocessing)
+    pooled = workers > 1 or (workers > 0 and processes)
+    return (workers if pooled else 0), (processes and pooled), int(sequence.max_queue_size or 10)
+
+
 def from_sequence(
     sequence: Any,
     y: Any = None,
@@ -153,12 +239,12 @@ def from_sequence(
     batch_size: int | None = None,
     shuffle: bool = False,
     seed: int | None = None,
-    workers: int = 0,
-    use_multiprocessing: bool = False,
-    max_queue_size: int = 10,
+    workers: int | None = None,
+    use_multiprocessing: bool | None = None,
+    max_queue_size: int | None = None,
     **options: Any,
 ) -> SequenceSource:
-    """Registry factory for the ``"sequence"`` kind."""
+    """Registry factory for the ``"sequence"`` kind; unset knobs come from the PyDataset."""
     reject_options(options, "sequence")
     for name, value in (("y", y), ("sample_weight", sample_weight), ("batch_size", batch_size)):
         if value is not None:
@@ -166,11 +252,12 @@ def from_sequence(
                 f"`{name}` is not used with a Sequence, which returns whole batches; but got "
                 f"{name}={type(value).__name__}. Return it from __getitem__ instead."
             )
+    own_workers, own_processes, own_queue = _own_knobs(sequence)
     return SequenceSource(
         sequence,
-        workers=workers,
-        use_multiprocessing=use_multiprocessing,
-        max_queue_size=max_queue_size,
+        workers=own_workers if workers is None else workers,
+        use_multiprocessing=own_processes if use_multiprocessing is None else use_multiprocessing,
+        max_queue_size=own_queue if max_queue_size is None else max_queue_size,
         shuffle=shuffle,
         seed=seed,
     )

@@ -118,9 +118,17 @@ class TFDataSource:
         return BatchSpec(*parts, *[None] * (3 - len(parts)))
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        return self._numpy(n, start, shuffle=True)
+
+    def epoch_in_order(self, n: int, start: int = 0, *, counts: bool = True) -> Iterator[Batch]:
+        """Epoch ``n`` without feeders' ``shuffle_buffer`` (the pipeline's own order)."""
+        return self._numpy(n, start, shuffle=False)
+
+    def _numpy(self, n: int, start: int, *, shuffle: bool) -> Iterator[Batch]:
         names = _leaf_names(self._structure, self._arity)
         check = not self._unbatched and len(names) > 1
-        for b, parts in enumerate(self.epoch_dataset(n, start).as_numpy_iterator(), start):
+        dataset = self.epoch_dataset(n, start, shuffle=shuffle)
+        for b, parts in enumerate(dataset.as_numpy_iterator(), start):
             if check:
                 _check_rows(parts, names, b, n)
             x, y, sample_weight = (*parts, None, None)[:3]
@@ -130,7 +138,7 @@ class TFDataSource:
         """Nothing to release: the pipeline belongs to the caller."""
 
     # -- the TensorFlow path ---------------------------------------------------
-    def as_dataset(self, claim_pass: Callable[[], tuple[int, int]]) -> Any:
+    def as_dataset(self, claim_pass: Callable[[], tuple[int, int]], *, shuffle: bool = True) -> Any:
         """Each iteration: ``claim_pass()`` once (in Python), then the pipeline's batches.
 
         The pass's ``(epoch, start)`` travels as a tensor into ``flat_map``: the
@@ -142,18 +150,18 @@ class TFDataSource:
 
         def epoch(_: Any) -> Any:
             at = tf.py_function(lambda: np.asarray(claim_pass(), dtype=np.int64), [], tf.int64)
-            return self.epoch_dataset(at[0], at[1])
+            return self.epoch_dataset(at[0], at[1], shuffle=shuffle)
 
         batches = tf.data.Dataset.range(1).flat_map(tf.autograph.experimental.do_not_convert(epoch))
         # The pipeline's own options (threading, determinism...) govern the whole pass.
         return batches.prefetch(tf.data.AUTOTUNE).with_options(self._dataset.options())
 
-    def epoch_dataset(self, n: Any, start: Any) -> Any:
+    def epoch_dataset(self, n: Any, start: Any, *, shuffle: bool = True) -> Any:
         """Epoch ``n`` from batch ``start`` (ints or scalar tensors) as ``(x,)``/``(x, y)``/``(x, y, w)``."""
         import tensorflow as tf
 
         dataset = self._dataset
-        if self.shuffle_buffer is not None:
+        if self.shuffle_buffer is not None and shuffle:
             dataset = _seeded_shuffle(dataset, self.shuffle_buffer, self.seed, n)
         if self.batch_size is not None:
             dataset = dataset.batch(self.batch_size, drop_remainder=self.drop_remainder)

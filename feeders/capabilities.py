@@ -1,0 +1,71 @@
+"""What a source *may* do beyond the :class:`~feeders.feeder.Source` contract, as small Protocols.
+
+Why Protocols: plug-ins implement these without inheriting, and callers ask
+``isinstance(source, Splittable)`` rather than probing with ``getattr``, so each
+optional ability has one written definition (STYLE.md, "Capabilities are
+Protocols"). Keras-free and TensorFlow-free: worker processes and the
+no-TensorFlow install import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from feeders.structure import Batch
+
+__all__ = ["HasPool", "InOrder", "NativeTF", "SinglePass", "Splittable"]
+
+
+@runtime_checkable
+class InOrder(Protocol):
+    """A source that can give an epoch in its natural order, whatever its shuffling.
+
+    Why: ``predict``/``evaluate`` (and ``fit(shuffle=False)``) must see the
+    samples in order. ``counts=False`` is such an inference pass: it leaves
+    the source's epoch state alone (no ``on_epoch_end``, no ``set_epoch``).
+    Sources without it are read with ``epoch(0)`` for inference passes.
+    """
+
+    def epoch_in_order(self, n: int, start: int = 0, *, counts: bool = True) -> Iterator[Batch]:
+        """Epoch ``n``'s batches from ``start`` on, unshuffled."""
+        ...
+
+
+@runtime_checkable
+class NativeTF(Protocol):
+    """A source that builds its batches with TF ops (``Feeder.as_dataset`` uses them)."""
+
+    def as_dataset(self, claim_pass: Callable[[], tuple[int, int]], *, shuffle: bool = True) -> Any:
+        """A ``tf.data.Dataset`` whose every iteration calls ``claim_pass()`` for ``(epoch, start)``.
+
+        ``shuffle=False``: the natural order. May return ``None`` to decline
+        (e.g. memory-mapped arrays stay on the NumPy path).
+        """
+        ...
+
+
+@runtime_checkable
+class Splittable(Protocol):
+    """A source that can split off its last samples (or batches) as validation data."""
+
+    def split(self, at: int | float) -> tuple[Any, Any]:
+        """``(train, validation)`` sources; ``at`` is a count or a fraction."""
+        ...
+
+
+@runtime_checkable
+class HasPool(Protocol):
+    """A source whose batches come from a :class:`~feeders.workers.WorkerPool`."""
+
+    @property
+    def pool(self) -> Any:
+        """The pool; its ``stats`` describe the last epoch."""
+        ...
+
+
+@runtime_checkable
+class SinglePass(Protocol):
+    """A source that may be read only once (a plain iterator); ``single_pass`` says if it is."""
+
+    single_pass: bool
