@@ -90,6 +90,7 @@ class SequenceSource:
         self._spec: BatchSpec | None = None
         self._peeked: tuple[int, Any] | None = None
         self._ended_through = -1  # the last epoch whose on_epoch_end has run
+        self._begun_early = False  # epoch 0 was begun for the spec's peek
 
     @property
     def num_batches(self) -> int | None:
@@ -104,6 +105,8 @@ class SequenceSource:
     def spec(self) -> BatchSpec:
         if self._spec is None:
             index = self.order(0)[0] if self.num_batches is not None else 0
+            self._begin(0)  # the peek is epoch 0's first request: on_epoch_begin comes first
+            self._begun_early = True
             batch = next(self._pool.run_epoch(0, [index]))
             self._peeked = (index, batch)
             self._spec = BatchSpec.of(_as_batch(batch, index))
@@ -170,8 +173,9 @@ class SequenceSource:
         set_epoch = getattr(self.sequence, "set_epoch", None)
         if set_epoch is not None:
             set_epoch(n)
+        begun_early, self._begun_early = self._begun_early, False
         on_epoch_begin = getattr(self.sequence, "on_epoch_begin", None)
-        if on_epoch_begin is not None:
+        if on_epoch_begin is not None and not (begun_early and n == 0):
             on_epoch_begin()
         self._pool.update(self.sequence)
 

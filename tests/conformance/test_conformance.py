@@ -14,6 +14,7 @@ import pytest
 
 from tests import conformance
 from tests.conformance.cases import BATCH_SIZE, NUM_CLASSES, NUM_SAMPLES, Case, conformance_arrays
+from tests.keras_recorder import Recorder
 
 
 def _all_cases() -> list[Case]:
@@ -113,37 +114,6 @@ def test_start_resumes_with_exactly_the_remaining_batches(case: Case, start: int
 # -- through Keras: what fit trains on, and what predict returns -------------------------------
 
 
-class _Recorder:
-    """A model whose first layer records the sample ids of every batch Keras trains on."""
-
-    def __init__(self, feeder) -> None:
-        import keras
-
-        spec = feeder.spec
-        self.seen: list[list[int]] = []
-        recorder = self
-
-        class Record(keras.layers.Layer):
-            def call(self, x, training=None):
-                if training:
-                    recorder.seen.append(np.asarray(x)[:, 0].astype(np.int64).tolist())
-                return x
-
-        named = isinstance(spec.x, dict)
-        inputs = keras.Input((3,), name="features")
-        recorded = Record()(inputs)
-        outputs = keras.layers.Dense(NUM_CLASSES, name="label")(recorded)
-        self.model = keras.Model(
-            {"features": inputs} if named else inputs, {"label": outputs} if named else outputs
-        )
-        self.model.compile(
-            "sgd",
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            run_eagerly=True,
-        )
-        self.echo = keras.Model({"features": inputs} if named else inputs, recorded)
-
-
 def _feeder(built):
     return getattr(built, "feeder", built)  # the dict case wraps its feeder for epoch_ids
 
@@ -152,7 +122,7 @@ def test_fit_trains_on_exactly_the_batches_of_epoch_n(case: Case) -> None:
     epochs = 1 if not case.reshuffles and "single" in case.name else 2
     expected = [b.tolist() for n in range(epochs) for b in epoch_ids(build(case), n)]
     feeder = _feeder(build(case))
-    recorder = _Recorder(feeder)
+    recorder = Recorder(named=isinstance(feeder.spec.x, dict))
     recorder.model.fit(feeder, epochs=epochs, verbose=0)
     assert recorder.seen == expected
     assert feeder.position == (epochs, 0)
@@ -160,7 +130,7 @@ def test_fit_trains_on_exactly_the_batches_of_epoch_n(case: Case) -> None:
 
 def test_predict_returns_rows_in_source_order_and_keeps_the_position(case: Case) -> None:
     feeder = _feeder(build(case, shuffle=True))
-    recorder = _Recorder(feeder)
+    recorder = Recorder(named=isinstance(feeder.spec.x, dict))
     rows = recorder.echo.predict(feeder, verbose=0)
     np.testing.assert_array_equal(rows[:, 0], np.arange(NUM_SAMPLES))
     assert feeder.position == (0, 0)
@@ -171,7 +141,7 @@ def test_evaluate_reads_in_order_and_a_later_fit_starts_at_epoch_0(case: Case) -
         pytest.skip("a single-pass iterator has one pass: evaluate or fit, not both")
     expected = [b.tolist() for b in epoch_ids(build(case), 0)]
     feeder = _feeder(build(case))
-    recorder = _Recorder(feeder)
+    recorder = Recorder(named=isinstance(feeder.spec.x, dict))
     recorder.model.evaluate(feeder, verbose=0)
     recorder.model.fit(feeder, epochs=1, verbose=0)
     assert recorder.seen == expected
