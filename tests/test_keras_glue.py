@@ -36,3 +36,45 @@ def test_outputs_are_a_dict_reads_the_model_structure() -> None:
     a, b = keras.layers.Dense(1, name="a")(inputs), keras.layers.Dense(1, name="b")(inputs)
     assert keras_glue.outputs_are_a_dict(keras.Model(inputs, {"b": b, "a": a}))
     assert not keras_glue.outputs_are_a_dict(keras.Model(inputs, [b, a]))
+
+
+def test_the_hooks_are_installed_where_keras_looks_them_up() -> None:
+    import inspect
+
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+    from keras.src.trainers import data_adapters, epoch_iterator
+    from keras.src.trainers.data_adapters import array_slicing
+
+    assert data_adapters.get_data_adapter is keras_glue.get_data_adapter
+    assert "data_adapters.get_data_adapter(" in inspect.getsource(epoch_iterator.EpochIterator)
+    assert epoch_iterator.EpochIterator.catch_stop_iteration is keras_glue._catch_stop_iteration
+    assert "super().catch_stop_iteration()" in inspect.getsource(tf_trainer.TFEpochIterator)
+    assert array_slicing.train_validation_split is keras_glue._train_validation_split
+    assert "array_slicing.train_validation_split(" in inspect.getsource(tf_trainer)
+
+
+def test_a_feeder_learns_which_keras_method_asked_and_whether_it_trains() -> None:
+    import keras
+
+    calls: list[keras_glue.KerasCall] = []
+
+    class Listening(feeders.Feeder):
+        def for_keras(self, call: keras_glue.KerasCall):
+            calls.append(call)
+            return super().for_keras(call)
+
+    x = np.zeros((8, 2), "float32")
+    train = Listening(feeders.adapt(x, np.zeros(8, "int64"), batch_size=4).source)
+    val = Listening(feeders.adapt(x, np.zeros(8, "int64"), batch_size=4).source)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(train, validation_data=val, shuffle=False, class_weight={0: 2.0}, verbose=0)
+    model.evaluate(val, verbose=0)
+    model.predict(val, verbose=0)
+    seen = [(c.method, c.training, c.shuffle, c.class_weight) for c in calls]
+    assert seen == [
+        ("fit", True, False, {0: 2.0}),
+        ("fit", False, False, None),
+        ("evaluate", False, False, None),
+        ("predict", False, False, None),
+    ]
