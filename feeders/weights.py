@@ -15,34 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from feeders.structure import Tree, flatten, packer, paths
+from feeders.structure import Tree, check_weights, flatten, packer, paths
 
 FLOATX = np.float32
-
-
-def check_weights(values: np.ndarray, arg: str) -> None:
-    """Refuse negative, NaN or infinite weights (vectorised).
-
-    Raises:
-        ValueError: names ``arg``, counts the bad entries and shows the first one.
-    """
-    values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
-        values.dtype, np.complexfloating
-    ):
-        raise TypeError(
-            f"`{arg}` must hold real numbers, but got dtype {values.dtype} "
-            f"(shape {values.shape}). Pass a float array."
-        )
-    bad = ~np.isfinite(values) | (values < 0)
-    if bad.any():
-        first = np.argwhere(bad)[0]
-        raise ValueError(
-            f"`{arg}` must be finite and non-negative, but got {int(bad.sum())} bad "
-            f"value(s) (shape {values.shape}; first at index {tuple(first.tolist())}: "
-            f"{values[tuple(first)]!r}). Replace NaN/inf/negative weights, e.g. "
-            "with np.nan_to_num(w).clip(0)."
-        )
 
 
 @dataclass(frozen=True)
@@ -232,42 +207,6 @@ def _multiply(class_w: np.ndarray | None, sample_w: Any, n: int) -> np.ndarray:
     if class_w.ndim > sample_w.ndim:
         sample_w = sample_w.reshape(sample_w.shape + (1,) * (class_w.ndim - sample_w.ndim))
     return np.asarray(class_w * sample_w, dtype=FLOATX)
-
-
-def check_sample_weight_shape(sample_weight: Tree, y: Tree, arg: str = "sample_weight") -> None:
-    """Each weight array must cover its output's leading dims (per sample or per timestep).
-
-    Raises:
-        ValueError: names the output and shows both shapes.
-    """
-    y_leaves = flatten(y)
-    if not isinstance(sample_weight, list | tuple | dict):
-        pairs = [
-            (sample_weight, leaf, arg, where)
-            for leaf, where in zip(y_leaves, paths(y, "y"), strict=True)
-        ]
-    else:
-        sw_leaves = flatten(sample_weight)
-        if len(sw_leaves) != len(y_leaves):
-            raise ValueError(
-                f"`{arg}` has {len(sw_leaves)} per-output arrays but y has {len(y_leaves)} "
-                "outputs. Give one array per output, or one array shared by all."
-            )
-        if isinstance(sample_weight, dict) and isinstance(y, dict) and set(sample_weight) != set(y):
-            raise ValueError(
-                f"`{arg}` keys {sorted(sample_weight)} must match y's keys {sorted(y)}."
-            )
-        pairs = list(
-            zip(sw_leaves, y_leaves, paths(sample_weight, arg), paths(y, "y"), strict=True)
-        )
-    for sw, target, sw_name, y_name in pairs:
-        sw_shape, y_shape = np.shape(sw), np.shape(target)
-        if len(sw_shape) == 0 or sw_shape != y_shape[: len(sw_shape)]:
-            raise ValueError(
-                f"`{sw_name}` must have shape (n,) or a prefix of its output's shape "
-                f"{y_shape} (per sample or per timestep), but got shape {sw_shape} for "
-                f"{y_name}. Give one weight per sample."
-            )
 
 
 # -- the same rules as TensorFlow ops ------------------------------------------

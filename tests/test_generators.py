@@ -173,14 +173,15 @@ X, Y = np.zeros((2, 3), np.float32), np.array([0, 1])
 @pytest.mark.parametrize("size", [0, 4])
 def test_batch_tuples_of_length_zero_or_over_three_are_refused(size: int) -> None:
     with pytest.raises(
-        ValueError, match=f"must be `x`, .* but batch 0 \\(epoch 0\\) is a tuple of {size}"
+        ValueError,
+        match=f"must be `x`, .* but batch 0 of the generator \\(epoch 0\\) is a tuple of {size}",
     ):
         feeders.adapt(one((X,) * size))
 
 
 def test_a_later_batch_with_a_bad_tuple_length_names_its_index() -> None:
     feeder = feeders.adapt(one((X, Y), (X, Y), (X, Y, Y, Y)))
-    with pytest.raises(ValueError, match=r"batch 2 \(epoch 0\) is a tuple of 4"):
+    with pytest.raises(ValueError, match=r"batch 2 of the generator \(epoch 0\) is a tuple of 4"):
         list(feeder.epoch(0))
 
 
@@ -225,7 +226,8 @@ def test_negative_sample_weights_in_a_later_batch_are_refused() -> None:
     weights = np.ones(2, np.float32)
     feeder = feeders.adapt(one((X, Y, weights), (X, Y, -weights)))
     with pytest.raises(
-        ValueError, match=r"`sample_weight of batch 1` must be finite and non-negative"
+        ValueError,
+        match=r"`sample_weight` of batch 1 of the generator \(epoch 0\) must be finite and non-negative",
     ):
         list(feeder.epoch(0))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from feeders.weights import Weighting, check_sample_weight_shape, check_weights, class_labels
+from feeders.structure import check_sample_weight_shape, check_weights
+from feeders.weights import Weighting, class_labels
 
 
 def test_sparse_labels_look_up_their_class_weight() -> None:

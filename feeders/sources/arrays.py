@@ -20,12 +20,13 @@ from feeders.structure import (
     Batch,
     BatchSpec,
     Tree,
+    check_sample_weight_shape,
+    check_weights,
     flatten,
     lists_to_tuples,
     packer,
     paths,
 )
-from feeders.weights import check_sample_weight_shape, check_weights
 
 DEFAULT_BATCH_SIZE = 32
 CHUNK_BYTES = 4 << 20  # bytes gathered per TF map call on the as_dataset() path
