@@ -289,7 +289,7 @@ def first_spec(element: Any, describe: Callable[[], str]) -> BatchSpec:
     if len(parts) == 3:
         if parts[1] is None:
             raise ValueError(
-                f"{describe().capitalize()} has sample_weight but y is None; weights need "
+                f"{_sentence(describe())} has sample_weight but y is None; weights need "
                 "targets. Return (x, y, sample_weight)."
             )
         check_sample_weight_shape(parts[2], parts[1])
@@ -303,13 +303,13 @@ def _arrays(tree: Tree, where: str, describe: Callable[[], str]) -> Tree:
         return type(tree)(_arrays(v, f"{where}[{i}]", describe) for i, v in enumerate(tree))
     if tree is None:
         raise ValueError(
-            f"{describe().capitalize()} has {where} None. Every part of a batch must be an "
+            f"{_sentence(describe())} has {where} None. Every part of a batch must be an "
             "array (drop the part, or return a placeholder array)."
         )
     array = _as_array(tree)
     if array.dtype == object:
         raise TypeError(
-            f"{describe().capitalize()} has {where} of dtype object (shape {array.shape}); "
+            f"{_sentence(describe())} has {where} of dtype object (shape {array.shape}); "
             "batches must hold numeric arrays. Pad ragged rows or cast with "
             "np.asarray(..., dtype=...)."
         )
@@ -361,7 +361,7 @@ class BatchChecker:
         parts = unpack(element, describe)
         if len(parts) != len(self._walks):
             raise ValueError(
-                f"{describe().capitalize()} has {len(parts)} parts but {self._reference} had "
+                f"{_sentence(describe())} has {len(parts)} parts but {self._reference} had "
                 f"{len(self._walks)} ({', '.join(PARTS[: len(self._walks)])}). Every batch "
                 "must have the same structure."
             )
@@ -370,14 +370,14 @@ class BatchChecker:
             out = [walk(part, rows) for walk, part in zip(self._walks, parts, strict=True)]
         except _Mismatch as bad:
             raise ValueError(
-                f"{describe().capitalize()} changed {bad.where}: it has {bad.got} where "
+                f"{_sentence(describe())} changed {bad.where}: it has {bad.got} where "
                 f"{self._reference} had {bad.expected}. Every batch must have the structure, "
                 "dtypes and shapes (apart from the batch size) of the first; cast or pad "
                 "where the batches are made."
             ) from None
         if any(n != rows[0][1] for _, n in rows):
             raise ValueError(
-                f"{describe().capitalize()} has parts with different batch sizes: "
+                f"{_sentence(describe())} has parts with different batch sizes: "
                 f"{dict(rows)}. Return x, y and sample_weight with one row per sample."
             )
         if len(out) == 3:
@@ -434,6 +434,10 @@ def _compile(template: Tree, where: str) -> Walk:
         return kind(sub(value, rows) for sub, value in zip(subs, tree, strict=True))
 
     return sequence
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _a(tree: Any) -> str:

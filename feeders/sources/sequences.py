@@ -15,6 +15,8 @@ draw the same random numbers, and a killed worker hangs ``fit``. Here:
   before the next epoch (:meth:`feeders.workers.WorkerPool.update`).
 - The batch spec comes from the first batch of epoch 0, fetched once and then
   yielded as that batch, so no ``__getitem__`` call is hidden or repeated.
+  Every batch, from any worker, is checked against it and comes out as NumPy
+  (NOTE [ one batch checker ] in :mod:`feeders.structure`).
 - ``shuffle=True`` permutes the *batch* order per epoch from ``(seed, epoch)``,
   as Keras shuffles a PyDataset's batches; each batch's own content is the
   sequence's business (``feeders.workers.batch_rng()`` gives it a generator
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from feeders.sources._checks import draw_seed, reject_options
-from feeders.structure import Batch, BatchSpec
+from feeders.structure import Batch, BatchChecker, BatchSpec, first_spec
 from feeders.workers import WorkerPool
 
 
@@ -65,8 +67,8 @@ class SequenceSource:
             max_queue_size=max_queue_size,
             seed=self.seed,
         )
-        self._spec: BatchSpec | None = None
-        self._peeked: Batch | None = None
+        self._first: tuple[BatchSpec, BatchChecker] | None = None
+        self._peeked: Any = None
         self._ended_through = -1  # the last epoch whose on_epoch_end has run
 
     @property
@@ -80,11 +82,16 @@ class SequenceSource:
 
     @property
     def spec(self) -> BatchSpec:
-        if self._spec is None:
+        return self._first_batch()[0]
+
+    def _first_batch(self) -> tuple[BatchSpec, BatchChecker]:
+        """The spec and checker of every batch, from the first batch (fetched once, kept)."""
+        if self._first is None:
             index = self.order(0)[0]
             self._peeked = next(self._pool.run_epoch(0, [index]))
-            self._spec = BatchSpec.of(_as_batch(self._peeked, index))
-        return self._spec
+            spec = first_spec(self._peeked, lambda: f"{_name(index)} (epoch 0)")
+            self._first = spec, BatchChecker(spec, _name, f"the first batch, sequence[{index}],")
+        return self._first
 
     def order(self, n: int) -> list[int]:
         """Batch indices of epoch ``n``."""
@@ -93,6 +100,7 @@ class SequenceSource:
         return np.random.default_rng([self.seed, n]).permutation(len(self.sequence)).tolist()
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        check = self._first_batch()[1]
         self._begin(n)
         order = self.order(n)[start:]
         if not order:
@@ -102,7 +110,7 @@ class SequenceSource:
                 # The epoch's last batch is produced: its state may change now,
                 # even if the consumer never asks past it (Keras does not).
                 self._end(n)
-            yield _as_batch(batch, order[position])
+            yield check(batch, order[position], n)
 
     def _fetch(self, n: int, order: list[int]) -> Iterator[Any]:
         peeked, self._peeked = self._peeked, None
@@ -131,18 +139,8 @@ class SequenceSource:
         self._pool.close()
 
 
-def _as_batch(item: Any, index: int) -> Batch:
-    """``x`` / ``(x,)`` / ``(x, y)`` / ``(x, y, sample_weight)`` → a 3-tuple."""
-    if isinstance(item, list):
-        item = tuple(item)
-    if not isinstance(item, tuple):
-        return item, None, None
-    if not 1 <= len(item) <= 3:
-        raise ValueError(
-            f"`sequence[{index}]` must return x, (x, y) or (x, y, sample_weight), but got a "
-            f"tuple of length {len(item)}. Return at most three parts."
-        )
-    return (*item, *(None,) * (3 - len(item)))  # type: ignore[return-value]
+def _name(index: int) -> str:
+    return f"the batch sequence[{index}]"
 
 
 def from_sequence(
