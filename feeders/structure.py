@@ -188,22 +188,29 @@ def check_weights(values: np.ndarray, arg: str, context: str = "") -> None:
         ValueError: names ``arg``, counts the bad entries and shows the first one.
     """
     values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
-        values.dtype, np.complexfloating
-    ):
+    if values.dtype.kind not in "iuf":
         raise TypeError(
             f"`{arg}`{context} must hold real numbers, but got dtype {values.dtype} "
             f"(shape {values.shape}). Pass a float array."
         )
-    if not values.size or (values.min() >= 0 and np.isfinite(values.max())):
-        return  # NaN fails `min() >= 0`; +inf fails `isfinite(max())`
+    if weights_ok(values):
+        return
     bad = ~np.isfinite(values) | (values < 0)
     first = np.argwhere(bad)[0]
     raise ValueError(
         f"`{arg}`{context} must be finite and non-negative, but got {int(bad.sum())} bad "
         f"value(s) (shape {values.shape}; first at index {tuple(first.tolist())}: "
-        f"{values[tuple(first)]!r}). Replace NaN/inf/negative weights, e.g. "
+        f"{values[tuple(first)].item()!r}). Replace NaN/inf/negative weights, e.g. "
         "with np.nan_to_num(w).clip(0)."
+    )
+
+
+def weights_ok(values: np.ndarray) -> bool:
+    """Whether real-number weights are all finite and non-negative: two reductions, no temporaries."""
+    # NaN fails `min() >= 0`; +inf fails `isfinite(max())`.
+    return not values.size or bool(
+        np.minimum.reduce(values, axis=None) >= 0
+        and np.isfinite(np.maximum.reduce(values, axis=None))
     )
 
 
@@ -282,16 +289,14 @@ def first_spec(element: Any, describe: Callable[[], str]) -> BatchSpec:
         ValueError: a ``None`` leaf or part, a scalar leaf, or sample weights
             whose shape does not fit the targets.
     """
-    parts = [
-        _arrays(part, name, describe)
-        for part, name in zip(unpack(element, describe), PARTS, strict=False)
-    ]
+    unpacked = unpack(element, describe)
+    if len(unpacked) == 3 and unpacked[1] is None:
+        raise ValueError(
+            f"{_sentence(describe())} has sample_weight but y is None; weights need "
+            "targets. Return (x, y, sample_weight)."
+        )
+    parts = [_arrays(part, name, describe) for part, name in zip(unpacked, PARTS, strict=False)]
     if len(parts) == 3:
-        if parts[1] is None:
-            raise ValueError(
-                f"{_sentence(describe())} has sample_weight but y is None; weights need "
-                "targets. Return (x, y, sample_weight)."
-            )
         check_sample_weight_shape(parts[2], parts[1])
     return BatchSpec.of((*parts, None, None)[:3])  # type: ignore[arg-type]
 
@@ -353,6 +358,8 @@ class BatchChecker:
         self._templates = spec.parts()
         self._walks = [_compile(t, part) for t, part in zip(self._templates, PARTS, strict=False)]
         self._name, self._reference = name, reference
+        weights = spec.sample_weight
+        self._weight_names = [] if weights is None else paths(weights, "sample_weight")
 
     def __call__(self, element: Any, index: int, epoch: int) -> Batch:
         def describe() -> str:
@@ -381,8 +388,9 @@ class BatchChecker:
                 f"{dict(rows)}. Return x, y and sample_weight with one row per sample."
             )
         if len(out) == 3:
-            for leaf, where in zip(flatten(out[2]), paths(out[2], "sample_weight"), strict=True):
-                check_weights(leaf, where, context=f" of {describe()}")
+            for leaf, where in zip(flatten(out[2]), self._weight_names, strict=True):
+                if leaf.dtype.kind not in "iuf" or not weights_ok(leaf):
+                    check_weights(leaf, where, context=f" of {describe()}")
         x, y, sample_weight = (*out, None, None)[:3]
         return x, y, sample_weight
 

@@ -320,3 +320,18 @@ def test_trailing_none_parts_are_dropped_as_keras_does() -> None:
     assert len(batches) == 2
     np.testing.assert_array_equal(batches[0][1], y)
     assert batches[0][2] is None
+
+
+def test_a_spoiled_later_batch_fails_model_fit_naming_batch_and_field() -> None:
+    import keras
+
+    good = (np.zeros((2, 3), np.float32), Y)
+    bad = (np.zeros((2, 3), np.uint8), Y)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    message = r"Batch 3 of the generator \(epoch 0\) changed x: it has dtype uint8 where batch 0"
+    with pytest.raises(ValueError, match=message):
+        list(feeders.adapt(one(good, good, good, bad)).epoch(0))
+    # Until TF errors are unwrapped at the fit boundary, match the text (the type: above).
+    with pytest.raises(Exception, match=message):
+        model.fit(feeders.adapt(one(good, good, good, bad)), epochs=1, verbose=0)
