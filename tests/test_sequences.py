@@ -93,7 +93,10 @@ def test_exception_in_getitem_keeps_its_type_and_names_the_batch() -> None:
 
 def test_batch_order_is_shuffled_per_epoch_from_the_seed() -> None:
     orders = [
-        [int(b[0][0, 0]) // 8 for b in feeders.adapt(CountingSequence(), seed=s).epoch(e)]
+        [
+            int(b[0][0, 0]) // 8
+            for b in feeders.adapt(CountingSequence(), shuffle=True, seed=s).epoch(e)
+        ]
         for s, e in ((1, 0), (1, 0), (1, 1))
     ]
     assert orders[0] == orders[1] != orders[2]
@@ -102,7 +105,7 @@ def test_batch_order_is_shuffled_per_epoch_from_the_seed() -> None:
 
 def test_y_with_a_sequence_is_refused() -> None:
     with pytest.raises(
-        ValueError, match=r"`y` is not used with a Sequence, which returns whole batches"
+        TypeError, match=r"`y` does not apply to 'sequence' sources .* returns whole batches"
     ):
         feeders.adapt(CountingSequence(), np.zeros(3))
 

@@ -27,10 +27,32 @@ def test_trailing_axis_of_one_is_sparse() -> None:
     np.testing.assert_array_equal(Weighting({0: 5.0, 1: 7.0}, y)(y, None), [7.0, 5.0])
 
 
-def test_per_timestep_integer_targets_get_per_timestep_weights() -> None:
-    y = np.array([[0, 1, 1], [1, 0, 0]])
+def test_per_timestep_class_indices_get_per_timestep_weights() -> None:
+    y = np.array([[0, 1, 1], [1, 0, 0]])[..., None]  # (n, timesteps, 1), as Keras reads them
     w = Weighting({0: 1.0, 1: 10.0}, y)(y, None)
     np.testing.assert_array_equal(w, [[1, 10, 10], [10, 1, 1]])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.uint8, np.bool_])
+def test_one_hot_integer_or_bool_labels_get_keras_weights(dtype: type) -> None:
+    y = np.eye(3, dtype=dtype)[[0, 1, 0, 2]]
+    w = Weighting({0: 1, 1: 2, 2: 3}, y)(y, None)
+    np.testing.assert_array_equal(w, [1, 2, 1, 3])
+    assert w.shape == (4,)
+
+
+def test_integer_rows_that_are_not_one_hot_are_refused() -> None:
+    y = np.array([[0, 1, 1], [1, 0, 0]])
+    with pytest.raises(
+        ValueError,
+        match=r"reads y \(shape \(2, 3\), dtype int64\) as one-hot rows.* row \(0,\) is \[0, 1, 1\].*y\[\.\.\., None\]",
+    ):
+        Weighting({0: 1.0, 1: 10.0}, y)(y, None)
+
+
+def test_an_empty_class_weight_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"but got class_weight=\{\} \(no classes\)"):
+        Weighting({}, np.array([0, 1]))
 
 
 def test_class_weight_and_sample_weight_multiply() -> None:

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from feeders.sources._checks import check_batch_size, check_split, draw_seed, reject_options
+from feeders.sources._checks import (
+    Shuffle,
+    check_batch_size,
+    check_bool,
+    check_shuffle,
+    check_split,
+    resolve_seed,
+)
 from feeders.structure import (
     ArraySpec,
     Batch,
@@ -40,7 +47,9 @@ class ArraySource:
     Args:
         x, y, sample_weight: arrays, or lists/dicts of arrays, all of one length.
         batch_size: samples per batch (default 32, as Keras).
-        shuffle: a fresh permutation every epoch.
+        shuffle: a fresh permutation every epoch; ``"batch"``: Keras' batch-wise
+            shuffle (the batches' order and the rows within each batch, so each
+            batch reads one contiguous block: kinder to memory-mapped files).
         seed: makes the permutations reproducible; ``None`` draws one (see ``seed``).
         drop_remainder: drop the last partial batch.
     """
@@ -52,7 +61,7 @@ class ArraySource:
         sample_weight: Tree | None = None,
         *,
         batch_size: int | None = None,
-        shuffle: bool = True,
+        shuffle: Shuffle = True,
         seed: int | None = None,
         drop_remainder: bool = False,
     ) -> None:
@@ -74,9 +83,9 @@ class ArraySource:
             ):
                 check_weights(leaf, where)
         self.batch_size = check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
-        self.shuffle = bool(shuffle)
-        self.seed = draw_seed() if seed is None else int(seed)
-        self.drop_remainder = bool(drop_remainder)
+        self.shuffle = check_shuffle(shuffle, batchwise=True)
+        self.seed = resolve_seed(seed)
+        self.drop_remainder = check_bool(drop_remainder, "drop_remainder")
         n_weights = self._sizes[2]
         self._tensors: tuple[Any, ...] | None = None
         self._casts = [
@@ -88,6 +97,11 @@ class ArraySource:
     def num_batches(self) -> int:
         rounding = math.floor if self.drop_remainder else math.ceil
         return int(rounding(self.num_samples / self.batch_size))
+
+    @property
+    def targets(self) -> Tree | None:
+        """``y``, for checking ``class_weight`` against every label up front."""
+        return self._parts[1]
 
     @property
     def partial_batch_size(self) -> int | None:
@@ -112,7 +126,14 @@ class ArraySource:
         """The sample order of epoch ``n`` (``None``: the natural order)."""
         if not self.shuffle:
             return None
-        return np.random.default_rng([self.seed, n]).permutation(self.num_samples)
+        rng = np.random.default_rng([self.seed, n])
+        if self.shuffle != "batch":
+            return rng.permutation(self.num_samples)
+        size, full = self.batch_size, self.num_samples // self.batch_size
+        blocks = rng.permutation(full)[:, None] * size
+        within = rng.random((full, size)).argsort(axis=1)
+        rest = full * size + rng.permutation(self.num_samples - full * size)
+        return np.concatenate([(blocks + within).ravel(), rest])  # the partial batch stays last
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
         order = self.order(n)
@@ -231,7 +252,7 @@ class ArraySource:
         """
         cut = self.num_samples - check_split(at, self.num_samples)
 
-        def part(rows: slice, shuffle: bool) -> ArraySource:
+        def part(rows: slice, shuffle: Shuffle) -> ArraySource:
             sliced = [
                 None if p is None else packer(p)([leaf[rows] for leaf in flatten(p)])
                 for p in self._parts
@@ -241,7 +262,7 @@ class ArraySource:
                 batch_size=self.batch_size,
                 shuffle=shuffle,
                 seed=self.seed,
-                drop_remainder=self.drop_remainder and shuffle,
+                drop_remainder=self.drop_remainder and shuffle is not False,
             )
 
         return part(slice(0, cut), self.shuffle), part(slice(cut, None), False)
@@ -256,13 +277,11 @@ def from_arrays(
     *,
     sample_weight: Tree | None = None,
     batch_size: int | None = None,
-    shuffle: bool = True,
+    shuffle: Shuffle = True,
     seed: int | None = None,
     drop_remainder: bool = False,
-    **options: Any,
 ) -> ArraySource:
-    """Registry factory for the ``"arrays"`` kind."""
-    reject_options(options, "arrays")
+    """Registry factory for the ``"arrays"`` kind (its arguments: its registry row)."""
     return ArraySource(
         x,
         y,

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from feeders.sources._checks import check_batch_size, check_split, draw_seed, reject_options
+from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
 from feeders.structure import ELEMENT_FORMS, Batch, BatchChecker, BatchSpec, Tree, first_spec
 
 
@@ -73,10 +73,10 @@ class GeneratorSource:
         self._generator = generator
         self.shuffle_buffer = (
             None
-            if shuffle_buffer is None or not shuffle
+            if shuffle_buffer is None or not check_bool(shuffle, "shuffle")
             else check_batch_size(shuffle_buffer, "shuffle_buffer")
         )
-        self.seed = draw_seed() if seed is None else int(seed)
+        self.seed = resolve_seed(seed)
         self._declared = (
             None if num_batches is None else check_batch_size(num_batches, "num_batches")
         )
@@ -232,17 +232,12 @@ def from_generator(
     seed: int | None = None,
     shuffle_buffer: int | None = None,
     num_batches: int | None = None,
-    **options: Any,
 ) -> GeneratorSource:
-    """Registry factory for the ``"generator"`` kind."""
-    reject_options(options, "generator")
-    for value, arg in ((y, "y"), (sample_weight, "sample_weight"), (batch_size, "batch_size")):
-        if value is not None:
-            raise TypeError(
-                f"`{arg}` must be None for a generator (it yields whole batches), but got "
-                f"{arg} of type {type(value).__name__}. Yield (x, y, sample_weight) batches "
-                "of the size you want."
-            )
+    """Registry factory for the ``"generator"`` kind.
+
+    ``y``, ``sample_weight`` and ``batch_size`` are always ``None`` here: its
+    registry row refuses them (a generator yields whole batches).
+    """
     return GeneratorSource(
         generator,
         shuffle=shuffle,

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from feeders.sources._checks import draw_seed, reject_options
+from feeders.sources._checks import check_bool, resolve_seed
 from feeders.structure import Batch, BatchChecker, BatchSpec, first_spec
 from feeders.workers import WorkerPool
 
@@ -58,8 +58,8 @@ class SequenceSource:
         seed: int | None = None,
     ) -> None:
         self.sequence = sequence
-        self.shuffle = bool(shuffle)
-        self.seed = draw_seed() if seed is None else int(seed)
+        self.shuffle = check_bool(shuffle, "shuffle")
+        self.seed = resolve_seed(seed)
         self._pool = WorkerPool(
             sequence,
             workers=workers,
@@ -154,16 +154,12 @@ def from_sequence(
     workers: int = 0,
     use_multiprocessing: bool = False,
     max_queue_size: int = 10,
-    **options: Any,
 ) -> SequenceSource:
-    """Registry factory for the ``"sequence"`` kind."""
-    reject_options(options, "sequence")
-    for name, value in (("y", y), ("sample_weight", sample_weight), ("batch_size", batch_size)):
-        if value is not None:
-            raise ValueError(
-                f"`{name}` is not used with a Sequence, which returns whole batches; but got "
-                f"{name}={type(value).__name__}. Return it from __getitem__ instead."
-            )
+    """Registry factory for the ``"sequence"`` kind.
+
+    ``y``, ``sample_weight`` and ``batch_size`` are always ``None`` here: its
+    registry row refuses them (a Sequence returns whole batches).
+    """
     return SequenceSource(
         sequence,
         workers=workers,
