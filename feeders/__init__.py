@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "adapt": "feeders.dispatch",
+    "AdaptOptions": "feeders.dispatch",
     "Feeder": "feeders.feeder",
     "Source": "feeders.feeder",
     "SourceKind": "feeders.registry",
@@ -30,6 +31,7 @@ _EXPORTS = {
 _SUBMODULES = ("datasets", "harness", "callbacks", "distributed")
 
 __all__ = [
+    "AdaptOptions",
     "ArraySpec",
     "BatchSpec",
     "Feeder",
@@ -65,7 +67,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from feeders import datasets, harness
-    from feeders.dispatch import adapt
+    from feeders.dispatch import AdaptOptions, adapt
     from feeders.errors import WorkerError
     from feeders.feeder import Feeder, Source
     from feeders.images import ImageFileSequence

@@ -26,6 +26,7 @@ import keras
 
 from feeders.feeder import Feeder
 from feeders.monitor import DataWaitMonitor as DataWaitMonitor  # re-export
+from feeders.sources._checks import check_position
 
 STATE_VERSION = 1
 MODEL_FILE = "model.keras"
@@ -100,14 +101,16 @@ def load_state(directory: str | os.PathLike[str], feeder: Feeder) -> tuple[int, 
     """The saved ``(epoch, batch)`` for ``feeder``, or ``None`` when nothing was saved.
 
     Raises:
-        ValueError: the state file is corrupt or was written for other data.
+        ValueError: the state file is corrupt, was written for other data, or
+            holds a position that is not one (e.g. ``"batch": -3``; see
+            :func:`feeders.sources._checks.check_position`).
     """
     path = Path(directory) / STATE_FILE
     if not path.exists():
         return None
     try:
         state = json.loads(path.read_text())
-        epoch, batch, version = int(state["epoch"]), int(state["batch"]), state["version"]
+        version = state["version"]
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(
             f"The feeder state file {path} is corrupt ({type(err).__name__}: {err}). "
@@ -125,7 +128,7 @@ def load_state(directory: str | os.PathLike[str], feeder: Feeder) -> tuple[int, 
             f"The checkpoint in {Path(directory)} was written for other data ({shown}). "
             "Resume with the same data, batch size and seed, or use a new checkpoint directory."
         )
-    return epoch, batch
+    return check_position(state, feeder.num_batches, str(path))
 
 
 def fit_resumable(

@@ -1,7 +1,11 @@
 """Which source kind handles a user's input: an ordered table, not an ``if/elif`` ladder.
 
-Each row is ``(name, predicate, factory)``; the first row whose predicate accepts
-the input wins. Users add rows with :func:`register_source` (placed first, so
+Each row is ``(name, predicate, factory)`` plus what the kind accepts, as data:
+the ``adapt()`` arguments it takes besides ``shuffle`` and ``seed``, its default
+``shuffle``, and whether it supports Keras' ``shuffle="batch"``.
+:func:`feeders.adapt` checks a call against the row once, with one wording, so
+the factories need not each refuse what they do not use. The first row whose
+predicate accepts the input wins. Users add rows with :func:`register_source` (placed first, so
 they can override a built-in kind); packages add rows through the entry-point
 group ``feeders.sources`` (each entry point names a :class:`SourceKind`).
 Predicates avoid importing TensorFlow or PyTorch to recognise their types.
@@ -25,13 +29,24 @@ class SourceKind:
     Args:
         name: shown in errors and ``feeders validate``.
         predicate: ``predicate(source) -> bool``, cheap, no heavy imports.
-        factory: ``factory(source, y, **options) -> Source``; may be a
-            ``"module:function"`` string so the module loads only when used.
+        factory: ``factory(source, y, *, sample_weight, batch_size, shuffle, seed,
+            **accepted_options) -> Source``; may be a ``"module:function"``
+            string so the module loads only when used.
+        accepts: the ``adapt()`` arguments the kind takes besides ``shuffle``
+            and ``seed`` (``y``, ``sample_weight``, ``batch_size`` and its own
+            options); ``None`` passes every option to the factory, which decides.
+        default_shuffle: what ``shuffle=None`` means for this kind.
+        batchwise_shuffle: whether ``shuffle="batch"`` is supported.
+        hint: the fix shown when an argument is given that the kind does not take.
     """
 
     name: str
     predicate: Callable[[Any], bool]
     factory: Callable[..., Any] | str
+    accepts: frozenset[str] | None = None
+    default_shuffle: bool = True
+    batchwise_shuffle: bool = False
+    hint: str = ""
 
     def make(self, source: Any, y: Any, **options: Any) -> Any:
         factory = self.factory
@@ -77,26 +92,60 @@ def is_generator(obj: Any) -> bool:
 
 
 _BUILTIN = [
-    SourceKind("arrays", is_arrays, "feeders.sources.arrays:from_arrays"),
-    SourceKind("tf.data", is_tf_dataset, "feeders.sources.tf_data:from_dataset"),
-    SourceKind("sequence", is_sequence, "feeders.sources.sequences:from_sequence"),
-    SourceKind("generator", is_generator, "feeders.sources.generators:from_generator"),
+    SourceKind(
+        "arrays",
+        is_arrays,
+        "feeders.sources.arrays:from_arrays",
+        accepts=frozenset({"y", "sample_weight", "batch_size", "drop_remainder"}),
+        batchwise_shuffle=True,
+    ),
+    SourceKind(
+        "tf.data",
+        is_tf_dataset,
+        "feeders.sources.tf_data:from_dataset",
+        accepts=frozenset({"batch_size", "drop_remainder", "shuffle_buffer", "cardinality"}),
+        hint="Put them in the dataset's elements, e.g. "
+        "tf.data.Dataset.from_tensor_slices((x, y, sample_weight)).",
+    ),
+    SourceKind(
+        "sequence",
+        is_sequence,
+        "feeders.sources.sequences:from_sequence",
+        accepts=frozenset({"workers", "use_multiprocessing", "max_queue_size"}),
+        default_shuffle=False,  # as Keras' PyDatasetAdapter; shuffle=True permutes batches
+        hint="A Sequence returns whole batches: return (x, y, sample_weight) from "
+        "__getitem__, batched as you want them.",
+    ),
+    SourceKind(
+        "generator",
+        is_generator,
+        "feeders.sources.generators:from_generator",
+        accepts=frozenset({"shuffle_buffer", "num_batches"}),
+        hint="A generator yields whole batches: yield (x, y, sample_weight) of the size you want.",
+    ),
 ]
 _user: list[SourceKind] = []
 _plugins: list[SourceKind] | None = None
 
 
 def register_source(
-    name: str, predicate: Callable[[Any], bool], factory: Callable[..., Any] | str
+    name: str,
+    predicate: Callable[[Any], bool],
+    factory: Callable[..., Any] | str,
+    *,
+    accepts: frozenset[str] | None = None,
+    default_shuffle: bool = True,
 ) -> SourceKind:
     """Add a source kind ahead of the built-in ones (a later registration wins).
+
+    ``accepts`` and ``default_shuffle``: see :class:`SourceKind`.
 
     Returns:
         The new row; pass it to :func:`unregister_source` to remove it.
     """
     if not callable(predicate):
         raise TypeError(f"`predicate` must be callable, but got {type(predicate).__name__}.")
-    kind = SourceKind(name, predicate, factory)
+    kind = SourceKind(name, predicate, factory, accepts=accepts, default_shuffle=default_shuffle)
     _user.insert(0, kind)
     return kind
 

@@ -4,6 +4,12 @@ Why one module: Keras decides what a valid batch is in three places; here every
 source, the weights module and the Keras glue ask this module instead. A part of
 a batch is a *tree*: an array (one input/output), a list or tuple (by position)
 or a dict (by model input/output name), possibly nested.
+
+Sources that receive whole batches from user code (generators, Sequences and
+their worker pool) read each one with :func:`unpack` and check it with a
+:class:`BatchChecker` built from the first batch's :class:`BatchSpec`: every
+batch, not only the first, so a batch that changes dtype, rank, structure or
+holds bad weights fails naming its index, epoch and field.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ Batch: TypeAlias = tuple[Tree, Tree | None, Tree | None]
 """``(x, y, sample_weight)``; ``y`` and ``sample_weight`` may be ``None``."""
 
 PARTS = ("x", "y", "sample_weight")
+ELEMENT_FORMS = "`x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`"
 
 
 def flatten(tree: Tree) -> list[Any]:
@@ -171,3 +178,275 @@ def check_names(tree: Tree, expected: Sequence[str], arg: str, kind: str) -> Non
             f"keys {sorted(keys)} (unknown: {unknown}, missing: {missing}). "
             f"Rename the dict keys to the model's {kind} names."
         )
+
+
+def check_weights(values: np.ndarray, arg: str, context: str = "") -> None:
+    """Refuse negative, NaN or infinite weights (vectorised: two reductions when all is well).
+
+    Raises:
+        TypeError: the weights are not real numbers.
+        ValueError: names ``arg``, counts the bad entries and shows the first one.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind not in "iuf":
+        raise TypeError(
+            f"`{arg}`{context} must hold real numbers, but got dtype {values.dtype} "
+            f"(shape {values.shape}). Pass a float array."
+        )
+    if weights_ok(values):
+        return
+    bad = ~np.isfinite(values) | (values < 0)
+    first = np.argwhere(bad)[0]
+    raise ValueError(
+        f"`{arg}`{context} must be finite and non-negative, but got {int(bad.sum())} bad "
+        f"value(s) (shape {values.shape}; first at index {tuple(first.tolist())}: "
+        f"{values[tuple(first)].item()!r}). Replace NaN/inf/negative weights, e.g. "
+        "with np.nan_to_num(w).clip(0)."
+    )
+
+
+def weights_ok(values: np.ndarray) -> bool:
+    """Whether real-number weights are all finite and non-negative: two reductions, no temporaries."""
+    # NaN fails `min() >= 0`; +inf fails `isfinite(max())`.
+    return not values.size or bool(
+        np.minimum.reduce(values, axis=None) >= 0
+        and np.isfinite(np.maximum.reduce(values, axis=None))
+    )
+
+
+def check_sample_weight_shape(sample_weight: Tree, y: Tree, arg: str = "sample_weight") -> None:
+    """Each weight array must cover its output's leading dims (per sample or per timestep).
+
+    Raises:
+        ValueError: names the output and shows both shapes.
+    """
+    y_leaves = flatten(y)
+    if not isinstance(sample_weight, list | tuple | dict):
+        pairs = [
+            (sample_weight, leaf, arg, where)
+            for leaf, where in zip(y_leaves, paths(y, "y"), strict=True)
+        ]
+    else:
+        sw_leaves = flatten(sample_weight)
+        if len(sw_leaves) != len(y_leaves):
+            raise ValueError(
+                f"`{arg}` has {len(sw_leaves)} per-output arrays but y has {len(y_leaves)} "
+                "outputs. Give one array per output, or one array shared by all."
+            )
+        if isinstance(sample_weight, dict) and isinstance(y, dict) and set(sample_weight) != set(y):
+            raise ValueError(
+                f"`{arg}` keys {sorted(sample_weight)} must match y's keys {sorted(y)}."
+            )
+        pairs = list(
+            zip(sw_leaves, y_leaves, paths(sample_weight, arg), paths(y, "y"), strict=True)
+        )
+    for sw, target, sw_name, y_name in pairs:
+        sw_shape, y_shape = np.shape(sw), np.shape(target)
+        if len(sw_shape) == 0 or sw_shape != y_shape[: len(sw_shape)]:
+            raise ValueError(
+                f"`{sw_name}` must have shape (n,) or a prefix of its output's shape "
+                f"{y_shape} (per sample or per timestep), but got shape {sw_shape} for "
+                f"{y_name}. Give one weight per sample."
+            )
+
+
+# -- batches from user code: one unpacking, one check --------------------------
+# NOTE [ one batch checker ]: generators, Sequences and the worker pool's
+# results go through `unpack` + `BatchChecker`; arrays are checked once, whole,
+# when adapted, and tf.data pipelines have a static element_spec. The check is on
+# the hot path: it walks a structure compiled from the spec once, compares
+# dtypes and shapes, and pays two reductions per sample-weight array.
+
+
+def unpack(element: Any, describe: Callable[[], str]) -> tuple[Tree, ...]:
+    """The parts of one batch as Keras reads them: ``x``, ``(x,)``, ``(x, y)``, ``(x, y, sample_weight)``.
+
+    A list is read as a tuple and trailing ``None`` parts are dropped (``(x, y,
+    None)`` is ``(x, y)``), as Keras does. ``describe()`` names the batch in errors.
+
+    Raises:
+        ValueError: a tuple of 0 or more than 3 parts.
+    """
+    if isinstance(element, list):
+        element = tuple(element)
+    if not isinstance(element, tuple):
+        return (element,)
+    while len(element) > 1 and element[-1] is None:
+        element = element[:-1]
+    if not 1 <= len(element) <= 3:
+        raise ValueError(
+            f"Batches must be {ELEMENT_FORMS}, but {describe()} is a tuple of {len(element)}. "
+            "Group several inputs into one tuple or dict: return (x_tuple_or_dict, y)."
+        )
+    return element
+
+
+def first_spec(element: Any, describe: Callable[[], str]) -> BatchSpec:
+    """The spec of a source's first batch, which every later batch must match.
+
+    Raises:
+        TypeError: a leaf of dtype object (ragged rows, mixed types).
+        ValueError: a ``None`` leaf or part, a scalar leaf, or sample weights
+            whose shape does not fit the targets.
+    """
+    unpacked = unpack(element, describe)
+    if len(unpacked) == 3 and unpacked[1] is None:
+        raise ValueError(
+            f"{_sentence(describe())} has sample_weight but y is None; weights need "
+            "targets. Return (x, y, sample_weight)."
+        )
+    parts = [_arrays(part, name, describe) for part, name in zip(unpacked, PARTS, strict=False)]
+    if len(parts) == 3:
+        check_sample_weight_shape(parts[2], parts[1])
+    return BatchSpec.of((*parts, None, None)[:3])  # type: ignore[arg-type]
+
+
+def _arrays(tree: Tree, where: str, describe: Callable[[], str]) -> Tree:
+    if isinstance(tree, Mapping):
+        return {k: _arrays(v, f"{where}[{k!r}]", describe) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_arrays(v, f"{where}[{i}]", describe) for i, v in enumerate(tree))
+    if tree is None:
+        raise ValueError(
+            f"{_sentence(describe())} has {where} None. Every part of a batch must be an "
+            "array (drop the part, or return a placeholder array)."
+        )
+    array = _as_array(tree)
+    if array.dtype == object:
+        raise TypeError(
+            f"{_sentence(describe())} has {where} of dtype object (shape {array.shape}); "
+            "batches must hold numeric arrays. Pad ragged rows or cast with "
+            "np.asarray(..., dtype=...)."
+        )
+    return array
+
+
+def _as_array(leaf: Any) -> np.ndarray:
+    """A NumPy view of ``leaf`` (tf.Tensor, JAX array, list...), no copy for an ndarray."""
+    return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
+
+
+class _Mismatch(Exception):
+    """Raised by a compiled leaf check; :class:`BatchChecker` adds the batch's name."""
+
+    def __init__(self, where: str, got: str, expected: str) -> None:
+        super().__init__(where, got, expected)
+        self.where, self.got, self.expected = where, got, expected
+
+
+Walk: TypeAlias = Callable[[Any, list[tuple[str, int]]], Any]
+
+
+class BatchChecker:
+    """``check(element, index, epoch) -> (x, y, sample_weight)`` as NumPy, against ``spec``.
+
+    Why compiled: the walk over the spec's structure is built once, as nested
+    closures, so a batch pays only its own leaves' dtype and shape comparisons.
+
+    Args:
+        spec: the first batch's spec (:func:`first_spec`).
+        name: ``name(index)`` names a batch in errors, e.g. ``"batch 3 of the generator"``.
+        reference: how errors name the batch the spec came from, e.g. ``"batch 0"``.
+
+    Raises (from ``check``):
+        ValueError: a different number of parts, structure, dtype, rank or shape
+            (apart from the batch dimension) than ``spec``; parts with different
+            numbers of rows; NaN, infinite or negative sample weights.
+    """
+
+    def __init__(self, spec: BatchSpec, name: Callable[[int], str], reference: str) -> None:
+        self._templates = spec.parts()
+        self._walks = [_compile(t, part) for t, part in zip(self._templates, PARTS, strict=False)]
+        self._name, self._reference = name, reference
+        weights = spec.sample_weight
+        self._weight_names = [] if weights is None else paths(weights, "sample_weight")
+
+    def __call__(self, element: Any, index: int, epoch: int) -> Batch:
+        def describe() -> str:
+            return f"{self._name(index)} (epoch {epoch})"
+
+        parts = unpack(element, describe)
+        if len(parts) != len(self._walks):
+            raise ValueError(
+                f"{_sentence(describe())} has {len(parts)} parts but {self._reference} had "
+                f"{len(self._walks)} ({', '.join(PARTS[: len(self._walks)])}). Every batch "
+                "must have the same structure."
+            )
+        rows: list[tuple[str, int]] = []
+        try:
+            out = [walk(part, rows) for walk, part in zip(self._walks, parts, strict=True)]
+        except _Mismatch as bad:
+            raise ValueError(
+                f"{_sentence(describe())} changed {bad.where}: it has {bad.got} where "
+                f"{self._reference} had {bad.expected}. Every batch must have the structure, "
+                "dtypes and shapes (apart from the batch size) of the first; cast or pad "
+                "where the batches are made."
+            ) from None
+        if any(n != rows[0][1] for _, n in rows):
+            raise ValueError(
+                f"{_sentence(describe())} has parts with different batch sizes: "
+                f"{dict(rows)}. Return x, y and sample_weight with one row per sample."
+            )
+        if len(out) == 3:
+            for leaf, where in zip(flatten(out[2]), self._weight_names, strict=True):
+                if leaf.dtype.kind not in "iuf" or not weights_ok(leaf):
+                    check_weights(leaf, where, context=f" of {describe()}")
+        x, y, sample_weight = (*out, None, None)[:3]
+        return x, y, sample_weight
+
+
+def _compile(template: Tree, where: str) -> Walk:
+    """A function that checks a tree against ``template`` and returns it as NumPy."""
+    if isinstance(template, ArraySpec):
+        dtype, ndim, inner = template.dtype, len(template.shape), template.shape[1:]
+        dims = ", ".join("None" if d is None else str(d) for d in template.shape)
+        expected_shape = f"shape ({dims})"
+
+        def leaf(tree: Any, rows: list[tuple[str, int]]) -> np.ndarray:
+            if type(tree) is np.ndarray:
+                array = tree
+            elif tree is None or isinstance(tree, Mapping | list | tuple):
+                got = "None" if tree is None else f"a {type(tree).__name__}"
+                raise _Mismatch(where, got, "an array")
+            else:
+                array = np.asarray(tree)
+            if array.dtype != dtype:
+                raise _Mismatch(where, f"dtype {array.dtype}", f"dtype {dtype}")
+            if array.ndim != ndim or array.shape[1:] != inner:
+                raise _Mismatch(where, f"shape {array.shape}", expected_shape)
+            rows.append((where, array.shape[0]))
+            return array
+
+        return leaf
+    if isinstance(template, Mapping):
+        keys = list(template)
+        walks = {k: _compile(v, f"{where}[{k!r}]") for k, v in template.items()}
+
+        def mapping(tree: Any, rows: list[tuple[str, int]]) -> dict[Any, Any]:
+            if not isinstance(tree, Mapping) or tree.keys() != walks.keys():
+                got = f"keys {sorted(tree)}" if isinstance(tree, Mapping) else _a(tree)
+                raise _Mismatch(where, got, f"keys {sorted(keys)}")
+            return {k: walks[k](tree[k], rows) for k in keys}
+
+        return mapping
+    kind, subs = type(template), [_compile(v, f"{where}[{i}]") for i, v in enumerate(template)]
+
+    def sequence(tree: Any, rows: list[tuple[str, int]]) -> Any:
+        if not isinstance(tree, list | tuple) or len(tree) != len(subs):
+            got = (
+                f"a {type(tree).__name__} of {len(tree)}"
+                if isinstance(tree, list | tuple)
+                else _a(tree)
+            )
+            raise _Mismatch(where, got, f"a {kind.__name__} of {len(subs)}")
+        return kind(sub(value, rows) for sub, value in zip(subs, tree, strict=True))
+
+    return sequence
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _a(tree: Any) -> str:
+    return "None" if tree is None else f"a {type(tree).__name__}"

@@ -4,46 +4,30 @@ Why one module: every source kind weights its batches the same way, so the rules
 live here once. Unlike Keras, ``class_weight`` may be given per output
 (``{output_name: {class: weight}}``) and may be combined with ``sample_weight``
 (the two multiply). Labels may be sparse integers, one-hot rows, or per-timestep
-targets; a missing class is an error, never a silent weight of 1.
+targets; a missing class is an error, never a silent weight of 1, and for
+in-memory targets it is found when the feeder is made
+(:func:`check_class_weight_coverage`), not mid-training.
+
+NOTE [ reading labels ]: as Keras reads them. A trailing axis of 1 is dropped;
+then targets whose last axis is wider than 1 are one-hot rows (argmax), whatever
+their dtype (float, integer or bool); others are class indices (whole numbers).
+So per-timestep class indices have shape ``(n, timesteps, 1)`` (or are one-hot
+per timestep, ``(n, timesteps, classes)``); an integer ``(n, k)`` array whose
+rows are not one-hot is an error, never silently read either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from feeders.errors import TF_ASSERT_TAG
-from feeders.structure import Tree, flatten, packer, paths
+from feeders.structure import Tree, check_weights, flatten, packer, paths
 
 FLOATX = np.float32
-
-
-def check_weights(values: np.ndarray, arg: str) -> None:
-    """Refuse negative, NaN or infinite weights (vectorised).
-
-    Raises:
-        ValueError: names ``arg``, counts the bad entries and shows the first one.
-    """
-    values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.number) or np.issubdtype(
-        values.dtype, np.complexfloating
-    ):
-        raise TypeError(
-            f"`{arg}` must hold real numbers, but got dtype {values.dtype} "
-            f"(shape {values.shape}). Pass a float array."
-        )
-    bad = ~np.isfinite(values) | (values < 0)
-    if bad.any():
-        first = np.argwhere(bad)[0]
-        raise ValueError(
-            f"`{arg}` must be finite and non-negative, but got {int(bad.sum())} bad "
-            f"value(s) (shape {values.shape}; first at index {tuple(first.tolist())}: "
-            f"{values[tuple(first)]!r}). Replace NaN/inf/negative weights, e.g. "
-            "with np.nan_to_num(w).clip(0)."
-        )
 
 
 @dataclass(frozen=True)
@@ -88,16 +72,13 @@ class ClassWeightTable:
 
 
 def class_labels(y: np.ndarray, arg: str, where: str) -> np.ndarray:
-    """Integer class labels from sparse, one-hot or per-timestep targets.
-
-    Integer targets are sparse labels of any rank (a trailing axis of 1 is
-    dropped); float targets whose last axis is wider than 1 are one-hot (argmax),
-    as Keras reads them; other float targets must hold whole numbers.
-    """
+    """Integer class labels from sparse, one-hot or per-timestep targets (NOTE [ reading labels ])."""
     y = np.asarray(y)
     if y.ndim > 1 and y.shape[-1] == 1:
         y = y[..., 0]
-    elif np.issubdtype(y.dtype, np.floating) and y.ndim > 1:
+    elif y.ndim > 1:
+        if not np.issubdtype(y.dtype, np.floating):
+            _check_one_hot(y, arg, where)
         return np.argmax(y, axis=-1)
     if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
         return y.astype(np.int64, copy=False)
@@ -114,6 +95,25 @@ def class_labels(y: np.ndarray, arg: str, where: str) -> np.ndarray:
         f"`{arg}` needs integer class labels, but {where} has dtype {y.dtype} "
         f"(shape {y.shape}). Encode the labels as class indices."
     )
+
+
+def _check_one_hot(y: np.ndarray, arg: str, where: str) -> None:
+    """Integer or bool targets wider than 1 must be one-hot rows (vectorised)."""
+    if y.dtype != np.bool_ and not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(
+            f"`{arg}` needs integer class labels, but {where} has dtype {y.dtype} "
+            f"(shape {y.shape}). Encode the labels as class indices."
+        )
+    ones = y.astype(bool, copy=False)
+    bad = (ones != y).any(axis=-1) | (ones.sum(axis=-1) != 1)
+    if bad.any():
+        first = tuple(np.argwhere(bad)[0].tolist())
+        raise ValueError(
+            f"`{arg}` reads {where} (shape {y.shape}, dtype {y.dtype}) as one-hot rows, as "
+            f"Keras does for targets whose last axis is wider than 1, but row {first} is "
+            f"{y[first].tolist()[:10]}. Pass one-hot rows, or per-timestep class indices "
+            "with a trailing axis of 1: y[..., None]."
+        )
 
 
 class Weighting:
@@ -164,6 +164,34 @@ class Weighting:
         return packer(y)(out)
 
 
+@runtime_checkable
+class HasTargets(Protocol):
+    """A source that holds all its targets in memory (arrays), so labels can be checked up front."""
+
+    @property
+    def targets(self) -> Tree | None:
+        """``y`` as the source holds it, or ``None`` without targets."""
+        ...
+
+
+def check_class_weight_coverage(
+    class_weight: Mapping[Any, Any] | Sequence[Any] | None, source: Any
+) -> None:
+    """Weigh every in-memory label once, so a class ``class_weight`` misses fails now.
+
+    Why here: otherwise it fails at the first batch holding that label, inside
+    ``fit``. Sources without in-memory targets are checked batch by batch.
+
+    Raises:
+        ValueError: the class(es) missing, as :meth:`ClassWeightTable.lookup` says.
+    """
+    if class_weight is None or not isinstance(source, HasTargets):
+        return
+    targets = source.targets
+    if targets is not None:
+        Weighting(class_weight, targets)(targets, None)
+
+
 def per_output(sample_weight: Tree | None, outputs: int) -> list[Any]:
     """One weight leaf per output: a shared array (or None) repeated, or the per-output leaves."""
     if sample_weight is None or not isinstance(sample_weight, list | tuple | dict):
@@ -201,6 +229,12 @@ def _tables_per_output(
             "`class_weight` must be a dict {class: weight}, {output_name: {class: weight}} "
             f"or a list of dicts, but got {type(class_weight).__name__}."
         )
+    if not class_weight:
+        raise ValueError(
+            "`class_weight` must give a weight for every class in the labels, but got "
+            "class_weight={} (no classes). Pass {class_index: weight, ...}, or "
+            "class_weight=None for no class weights."
+        )
     if all(isinstance(k, str) for k in class_weight):
         unknown = sorted(set(class_weight) - {n for n in names if n is not None})
         if unknown:
@@ -233,42 +267,6 @@ def _multiply(class_w: np.ndarray | None, sample_w: Any, n: int) -> np.ndarray:
     if class_w.ndim > sample_w.ndim:
         sample_w = sample_w.reshape(sample_w.shape + (1,) * (class_w.ndim - sample_w.ndim))
     return np.asarray(class_w * sample_w, dtype=FLOATX)
-
-
-def check_sample_weight_shape(sample_weight: Tree, y: Tree, arg: str = "sample_weight") -> None:
-    """Each weight array must cover its output's leading dims (per sample or per timestep).
-
-    Raises:
-        ValueError: names the output and shows both shapes.
-    """
-    y_leaves = flatten(y)
-    if not isinstance(sample_weight, list | tuple | dict):
-        pairs = [
-            (sample_weight, leaf, arg, where)
-            for leaf, where in zip(y_leaves, paths(y, "y"), strict=True)
-        ]
-    else:
-        sw_leaves = flatten(sample_weight)
-        if len(sw_leaves) != len(y_leaves):
-            raise ValueError(
-                f"`{arg}` has {len(sw_leaves)} per-output arrays but y has {len(y_leaves)} "
-                "outputs. Give one array per output, or one array shared by all."
-            )
-        if isinstance(sample_weight, dict) and isinstance(y, dict) and set(sample_weight) != set(y):
-            raise ValueError(
-                f"`{arg}` keys {sorted(sample_weight)} must match y's keys {sorted(y)}."
-            )
-        pairs = list(
-            zip(sw_leaves, y_leaves, paths(sample_weight, arg), paths(y, "y"), strict=True)
-        )
-    for sw, target, sw_name, y_name in pairs:
-        sw_shape, y_shape = np.shape(sw), np.shape(target)
-        if len(sw_shape) == 0 or sw_shape != y_shape[: len(sw_shape)]:
-            raise ValueError(
-                f"`{sw_name}` must have shape (n,) or a prefix of its output's shape "
-                f"{y_shape} (per sample or per timestep), but got shape {sw_shape} for "
-                f"{y_name}. Give one weight per sample."
-            )
 
 
 # -- the same rules as TensorFlow ops ------------------------------------------
@@ -340,8 +338,29 @@ def tf_class_labels(y: Any, arg: str, where: str) -> Any:
         )
     if rank > 1 and y.shape[-1] == 1:
         y = tf.squeeze(y, axis=-1)
-    elif y.dtype.is_floating and rank > 1:
-        return tf.argmax(y, axis=-1)
+    elif rank > 1:
+        if y.dtype.is_floating:
+            return tf.argmax(y, axis=-1)
+        if not (y.dtype.is_integer or y.dtype == tf.bool):
+            raise TypeError(
+                f"`{arg}` needs integer class labels, but {where} has dtype {y.dtype.name} "
+                f"(shape {y.shape}). Encode the labels as class indices."
+            )
+        counts = tf.cast(y, tf.int64)
+        one_hot = tf.reduce_all((counts == 0) | (counts == 1)) & tf.reduce_all(
+            tf.reduce_sum(counts, axis=-1) == 1
+        )
+        check = tf.debugging.Assert(
+            one_hot,
+            [
+                f"`{arg}` reads {where} (shape {y.shape}, dtype {y.dtype.name}) as one-hot rows, "
+                "as Keras does for targets whose last axis is wider than 1, but a row is not "
+                "one-hot. Pass one-hot rows, or per-timestep class indices with a trailing "
+                "axis of 1: y[..., None]."
+            ],
+        )
+        with tf.control_dependencies([check]):
+            return tf.argmax(counts, axis=-1)
     if y.dtype.is_integer or y.dtype == tf.bool:
         return tf.cast(y, tf.int64)
     if y.dtype.is_floating:

@@ -63,3 +63,35 @@ class FailingSequence(CountingSequence):
         if i == self.bad:
             raise KeyError(f"no such file for batch {i}")
         return super().__getitem__(i)
+
+
+def _uint8(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[object, ...]:
+    return (x * 255).astype(np.uint8), y, w
+
+
+CHANGES = {
+    "uint8": _uint8,
+    "rank": lambda x, y, w: (x[:, :, None], y, w),
+    "None x": lambda x, y, w: (None, y, w),
+    "dict x": lambda x, y, w: ({"a": x}, y, w),
+    "no weights": lambda x, y, w: (x, y),
+    "short y": lambda x, y, w: (x, y[:-1], w),
+    "NaN weight": lambda x, y, w: (x, y, np.where(np.arange(len(w)) == 1, np.nan, w)),
+    "negative weight": lambda x, y, w: (x, y, -w),
+}
+"""How :class:`ChangingSequence` spoils its bad batch."""
+
+
+class ChangingSequence:
+    """Batches ``(x float32 (4, 3), y int64, sample_weight float32)``; batch ``bad`` is spoiled."""
+
+    def __init__(self, bad: int, change: str, batches: int = 6) -> None:
+        self.bad, self.change, self.batches = bad, change, batches
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __getitem__(self, i: int) -> tuple[object, ...]:
+        x = np.full((4, 3), i / self.batches, np.float32)
+        y, w = np.arange(4) % 2, np.ones(4, np.float32)
+        return CHANGES[self.change](x, y, w) if i == self.bad else (x, y, w)

@@ -167,14 +167,15 @@ X, Y = np.zeros((2, 3), np.float32), np.array([0, 1])
 @pytest.mark.parametrize("size", [0, 4])
 def test_batch_tuples_of_length_zero_or_over_three_are_refused(size: int) -> None:
     with pytest.raises(
-        ValueError, match=f"must be `x`, .* but batch 0 \\(epoch 0\\) is a tuple of {size}"
+        ValueError,
+        match=f"must be `x`, .* but batch 0 of the generator \\(epoch 0\\) is a tuple of {size}",
     ):
         feeders.adapt(one((X,) * size))
 
 
 def test_a_later_batch_with_a_bad_tuple_length_names_its_index() -> None:
     feeder = feeders.adapt(one((X, Y), (X, Y), (X, Y, Y, Y)))
-    with pytest.raises(ValueError, match=r"batch 2 \(epoch 0\) is a tuple of 4"):
+    with pytest.raises(ValueError, match=r"batch 2 of the generator \(epoch 0\) is a tuple of 4"):
         list(feeder.epoch(0))
 
 
@@ -219,7 +220,8 @@ def test_negative_sample_weights_in_a_later_batch_are_refused() -> None:
     weights = np.ones(2, np.float32)
     feeder = feeders.adapt(one((X, Y, weights), (X, Y, -weights)))
     with pytest.raises(
-        ValueError, match=r"`sample_weight of batch 1` must be finite and non-negative"
+        ValueError,
+        match=r"`sample_weight` of batch 1 of the generator \(epoch 0\) must be finite and non-negative",
     ):
         list(feeder.epoch(0))
 
@@ -243,7 +245,10 @@ def test_a_factory_must_return_an_iterator() -> None:
 
 
 def test_batch_size_is_refused_for_generators() -> None:
-    with pytest.raises(TypeError, match="`batch_size` must be None for a generator"):
+    with pytest.raises(
+        TypeError,
+        match=r"`batch_size` does not apply to 'generator' sources .* yields whole batches",
+    ):
         feeders.adapt(one((X, Y)), batch_size=2)
 
 
@@ -312,3 +317,18 @@ def test_trailing_none_parts_are_dropped_as_keras_does() -> None:
     assert len(batches) == 2
     np.testing.assert_array_equal(batches[0][1], y)
     assert batches[0][2] is None
+
+
+def test_a_spoiled_later_batch_fails_model_fit_naming_batch_and_field() -> None:
+    import keras
+
+    good = (np.zeros((2, 3), np.float32), Y)
+    bad = (np.zeros((2, 3), np.uint8), Y)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    message = r"Batch 3 of the generator \(epoch 0\) changed x: it has dtype uint8 where batch 0"
+    with pytest.raises(ValueError, match=message):
+        list(feeders.adapt(one(good, good, good, bad)).epoch(0))
+    # Until TF errors are unwrapped at the fit boundary, match the text (the type: above).
+    with pytest.raises(Exception, match=message):
+        model.fit(feeders.adapt(one(good, good, good, bad)), epochs=1, verbose=0)

@@ -113,6 +113,7 @@ def test_plugin_source_satisfies_the_protocol() -> None:
 def test_public_names_are_pinned() -> None:
     assert sorted(feeders.__all__) == sorted(
         [
+            "AdaptOptions",
             "ArraySpec",
             "BatchSpec",
             "Feeder",

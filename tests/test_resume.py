@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import feeders
-from feeders.callbacks import STATE_FILE, FeederCheckpoint, load_state
+from feeders.callbacks import STATE_FILE, FeederCheckpoint, fit_resumable, load_state
 
 SCRIPT = Path(__file__).parent / "scripts" / "resumable_training.py"
 NUM_SAMPLES, BATCH_SIZE, EPOCHS, SAVE_FREQ = 640, 32, 3, 5
@@ -132,3 +132,34 @@ def test_bad_save_freq() -> None:
         match=r"`save_freq` must be 'epoch' or a positive number of batches, but got save_freq=0",
     ):
         FeederCheckpoint("x", _feeder(), save_freq=0)
+
+
+BAD_POSITIONS = {
+    "epoch true": ({"epoch": True}, r"has `epoch`=True \(bool\); it must be an integer"),
+    "batch -3": ({"batch": -3}, r"has `batch`=-3; it must be >= 0 and below num_batches=8"),
+    "batch 999": ({"batch": 999}, r"has `batch`=999; it must be >= 0 and below num_batches=8"),
+    "epoch -1": ({"epoch": -1}, r"has `epoch`=-1; it must be >= 0"),
+    "Infinity": ({"batch": float("inf")}, r"has `batch`=inf \(float\); it must be an integer"),
+    "epoch 1.0": ({"epoch": 1.0}, r"has `epoch`=1.0 \(float\); it must be an integer"),
+    "no batch": ({"batch": None}, r"has `batch`=None \(NoneType\); it must be an integer"),
+}
+
+
+@pytest.mark.parametrize("edit", BAD_POSITIONS, ids=str)
+def test_an_edited_position_is_refused_naming_the_field(tmp_path: Path, edit: str) -> None:
+    import keras
+
+    _save_state(tmp_path, _feeder(), trained=2)
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    changes, message = BAD_POSITIONS[edit]
+    (tmp_path / STATE_FILE).write_text(json.dumps({**state, **changes}))  # inf → Infinity
+    with pytest.raises(ValueError, match=message):
+        load_state(tmp_path, _feeder())
+
+    def build() -> keras.Model:
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        return model
+
+    with pytest.raises(ValueError, match=message):
+        fit_resumable(build, _feeder(), tmp_path, epochs=2, verbose=0)

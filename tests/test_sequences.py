@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 import feeders
 from feeders.harness import mnist_model
-from tests.sequence_helpers import CountingSequence, FailingSequence, ReshufflingSequence
+from tests.sequence_helpers import (
+    ChangingSequence,
+    CountingSequence,
+    FailingSequence,
+    ReshufflingSequence,
+)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -88,7 +95,10 @@ def test_exception_in_getitem_keeps_its_type_and_names_the_batch() -> None:
 
 def test_batch_order_is_shuffled_per_epoch_from_the_seed() -> None:
     orders = [
-        [int(b[0][0, 0]) // 8 for b in feeders.adapt(CountingSequence(), seed=s).epoch(e)]
+        [
+            int(b[0][0, 0]) // 8
+            for b in feeders.adapt(CountingSequence(), shuffle=True, seed=s).epoch(e)
+        ]
         for s, e in ((1, 0), (1, 0), (1, 1))
     ]
     assert orders[0] == orders[1] != orders[2]
@@ -97,7 +107,7 @@ def test_batch_order_is_shuffled_per_epoch_from_the_seed() -> None:
 
 def test_y_with_a_sequence_is_refused() -> None:
     with pytest.raises(
-        ValueError, match=r"`y` is not used with a Sequence, which returns whole batches"
+        TypeError, match=r"`y` does not apply to 'sequence' sources .* returns whole batches"
     ):
         feeders.adapt(CountingSequence(), np.zeros(3))
 
@@ -110,7 +120,7 @@ def test_a_getitem_returning_four_parts_is_refused() -> None:
 
     with pytest.raises(
         ValueError,
-        match=r"`sequence\[0\]` must return x, \(x, y\) or \(x, y, sample_weight\), but got a tuple of length 4",
+        match=r"must be `x`, `\(x,\)`, .* but the batch sequence\[0\] \(epoch 0\) is a tuple of 4",
     ):
         feeders.adapt(Four(), shuffle=False)
 
@@ -127,3 +137,55 @@ def test_fit_with_worker_processes_after_tensorflow_started() -> None:
     ) as feeder:
         history = model.fit(feeder, epochs=2, verbose=0)
     assert history.history["loss"][1] < history.history["loss"][0]
+
+
+# -- every batch is checked (NOTE [ one batch checker ]) --------------------------
+SPOILED = {
+    "uint8": r"changed x: it has dtype uint8 where the first batch, sequence\[0\], had dtype float32",
+    "rank": r"changed x: it has shape \(4, 3, 1\) where the first batch, sequence\[0\], had shape \(None, 3\)",
+    "None x": r"changed x: it has None where the first batch, sequence\[0\], had an array",
+    "dict x": r"changed x: it has a dict where the first batch, sequence\[0\], had an array",
+    "no weights": r"has 2 parts but the first batch, sequence\[0\], had 3 \(x, y, sample_weight\)",
+    "short y": r"different batch sizes: \{'x': 4, 'y': 3, 'sample_weight': 4\}",
+    "NaN weight": r"`sample_weight` of the batch sequence\[3\] \(epoch 0\) must be finite and non-negative.*nan",
+    "negative weight": r"`sample_weight` of the batch sequence\[3\] \(epoch 0\) must be finite and non-negative",
+}
+
+
+@pytest.mark.parametrize("workers,processes", [(0, False), (2, False), (2, True)])
+@pytest.mark.parametrize("change", SPOILED, ids=str)
+def test_every_batch_is_checked_and_named(change: str, workers: int, processes: bool) -> None:
+    feeder = feeders.adapt(
+        ChangingSequence(bad=3, change=change),
+        workers=workers,
+        use_multiprocessing=processes,
+        shuffle=False,
+    )
+    with feeder, pytest.raises(ValueError, match=SPOILED[change]):
+        list(feeder.epoch(0))
+
+
+@pytest.mark.parametrize("change", ["uint8", "None x", "NaN weight"])
+def test_a_spoiled_later_batch_fails_model_fit_naming_batch_and_field(change: str) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    feeder = feeders.adapt(ChangingSequence(bad=3, change=change), shuffle=False)
+    # Until TF errors are unwrapped at the fit boundary, match the text (the type: above).
+    with feeder, pytest.raises(Exception, match=r"sequence\[3\] \(epoch 0\)") as caught:
+        model.fit(feeder, epochs=1, verbose=0)
+    assert re.search(SPOILED[change], str(caught.value))
+
+
+def test_tensor_batches_come_out_as_numpy() -> None:
+    import tensorflow as tf
+
+    class Tensors(CountingSequence):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return tf.constant(x), tf.constant(y)
+
+    batches = list(feeders.adapt(Tensors(), shuffle=False).epoch(0))
+    assert all(type(b[0]) is np.ndarray and type(b[1]) is np.ndarray for b in batches)
+    np.testing.assert_array_equal(np.concatenate([b[0][:, 0] for b in batches]), np.arange(40))

@@ -175,7 +175,7 @@ LABELS = {
     "one-hot float": (np.eye(3, dtype=np.float32)[[0, 1, 2, 1, 0, 2]], FLAT_FIRST),
     "whole floats": (np.array([0.0, 1.0, 2.0, 1.0, 0.0, 2.0]), FLAT_FIRST),
     "per timestep": (
-        np.array([[0, 1], [2, 1], [0, 0], [1, 2], [2, 2], [0, 1]]),
+        np.array([[0, 1], [2, 1], [0, 0], [1, 2], [2, 2], [0, 1]])[..., None],
         [[0.5, 1.0], [4.0, 2.0], [1.5, 1.5], [4.0, 8.0]],
     ),
 }
@@ -351,7 +351,7 @@ def test_batch_size_on_a_batched_dataset_is_refused() -> None:
 
 
 def test_targets_outside_the_dataset_are_refused() -> None:
-    with pytest.raises(TypeError, match=r"`y` must be None when x is a tf\.data\.Dataset"):
+    with pytest.raises(TypeError, match=r"`y` does not apply to 'tf.data' sources .* Put them in"):
         feeders.adapt(id_dataset(), y6)
 
 

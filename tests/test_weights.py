@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from feeders.weights import Weighting, check_sample_weight_shape, check_weights, class_labels
+import feeders
+from feeders.structure import check_sample_weight_shape, check_weights
+from feeders.weights import Weighting, class_labels
 
 
 def test_sparse_labels_look_up_their_class_weight() -> None:
@@ -26,10 +28,32 @@ def test_trailing_axis_of_one_is_sparse() -> None:
     np.testing.assert_array_equal(Weighting({0: 5.0, 1: 7.0}, y)(y, None), [7.0, 5.0])
 
 
-def test_per_timestep_integer_targets_get_per_timestep_weights() -> None:
-    y = np.array([[0, 1, 1], [1, 0, 0]])
+def test_per_timestep_class_indices_get_per_timestep_weights() -> None:
+    y = np.array([[0, 1, 1], [1, 0, 0]])[..., None]  # (n, timesteps, 1), as Keras reads them
     w = Weighting({0: 1.0, 1: 10.0}, y)(y, None)
     np.testing.assert_array_equal(w, [[1, 10, 10], [10, 1, 1]])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int8, np.uint8, np.bool_])
+def test_one_hot_integer_or_bool_labels_get_keras_weights(dtype: type) -> None:
+    y = np.eye(3, dtype=dtype)[[0, 1, 0, 2]]
+    w = Weighting({0: 1, 1: 2, 2: 3}, y)(y, None)
+    np.testing.assert_array_equal(w, [1, 2, 1, 3])
+    assert w.shape == (4,)
+
+
+def test_integer_rows_that_are_not_one_hot_are_refused() -> None:
+    y = np.array([[0, 1, 1], [1, 0, 0]])
+    with pytest.raises(
+        ValueError,
+        match=r"reads y \(shape \(2, 3\), dtype int64\) as one-hot rows.* row \(0,\) is \[0, 1, 1\].*y\[\.\.\., None\]",
+    ):
+        Weighting({0: 1.0, 1: 10.0}, y)(y, None)
+
+
+def test_an_empty_class_weight_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"but got class_weight=\{\} \(no classes\)"):
+        Weighting({}, np.array([0, 1]))
 
 
 def test_class_weight_and_sample_weight_multiply() -> None:
@@ -110,3 +134,50 @@ def test_no_per_sample_python_loop_for_large_batches() -> None:
     y = np.random.default_rng(0).integers(0, 10, size=1_000_000)
     w = Weighting({c: float(c + 1) for c in range(10)}, y)(y, None)
     np.testing.assert_array_equal(w, (y + 1).astype(np.float32))
+
+
+# -- through fit: the weights Keras itself gives ----------------------------------
+def one_hot_model(log: object) -> object:
+    import keras
+
+    from tests.test_tf_data import Seen
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "categorical_crossentropy", weighted_metrics=[Seen(log)], run_eagerly=True)
+    return model
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_])
+def test_one_hot_integer_labels_train_with_keras_class_weights(dtype: type) -> None:
+    import tensorflow as tf
+
+    from tests.test_tf_data import BatchLog
+
+    x = np.zeros((4, 1), np.float32)
+    y = np.eye(3, dtype=dtype)[[0, 1, 0, 2]]
+    weights = {0: 1.0, 1: 2.0, 2: 3.0}
+    keras_log, arrays_log, dataset_log = BatchLog(), BatchLog(), BatchLog()
+    one_hot_model(keras_log).fit(
+        x,
+        y.astype(np.float32),
+        batch_size=4,
+        shuffle=False,
+        class_weight=weights,
+        verbose=0,
+        callbacks=[keras_log],
+    )
+    arrays = feeders.adapt(x, y, batch_size=4, shuffle=False, class_weight=weights)
+    one_hot_model(arrays_log).fit(arrays, verbose=0, callbacks=[arrays_log])
+    dataset = feeders.adapt(tf.data.Dataset.from_tensors((x, y)), class_weight=weights)
+    one_hot_model(dataset_log).fit(dataset, verbose=0, callbacks=[dataset_log])
+    assert keras_log.weights == arrays_log.weights == dataset_log.weights == [[1, 2, 1, 3]]
+
+
+def test_a_class_weight_that_misses_a_label_fails_before_fit_as_a_value_error() -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = np.zeros((6, 1), np.float32), np.array([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match=r"no weight for class\(es\) \[2\] found in y"):
+        model.fit(feeders.adapt(x, y, class_weight={0: 1.0, 1: 1.0}), verbose=0)

@@ -14,18 +14,26 @@ from typing import Any
 
 import numpy as np
 
-from feeders.sources._checks import check_batch_size, check_split, draw_seed, reject_options
+from feeders.sources._checks import (
+    Shuffle,
+    check_batch_size,
+    check_bool,
+    check_shuffle,
+    check_split,
+    resolve_seed,
+)
 from feeders.structure import (
     ArraySpec,
     Batch,
     BatchSpec,
     Tree,
+    check_sample_weight_shape,
+    check_weights,
     flatten,
     lists_to_tuples,
     packer,
     paths,
 )
-from feeders.weights import check_sample_weight_shape, check_weights
 
 DEFAULT_BATCH_SIZE = 32
 CHUNK_BYTES = 4 << 20  # bytes gathered per TF map call on the as_dataset() path
@@ -39,7 +47,9 @@ class ArraySource:
     Args:
         x, y, sample_weight: arrays, or lists/dicts of arrays, all of one length.
         batch_size: samples per batch (default 32, as Keras).
-        shuffle: a fresh permutation every epoch.
+        shuffle: a fresh permutation every epoch; ``"batch"``: Keras' batch-wise
+            shuffle (the batches' order and the rows within each batch, so each
+            batch reads one contiguous block: kinder to memory-mapped files).
         seed: makes the permutations reproducible; ``None`` draws one (see ``seed``).
         drop_remainder: drop the last partial batch.
     """
@@ -51,7 +61,7 @@ class ArraySource:
         sample_weight: Tree | None = None,
         *,
         batch_size: int | None = None,
-        shuffle: bool = True,
+        shuffle: Shuffle = True,
         seed: int | None = None,
         drop_remainder: bool = False,
     ) -> None:
@@ -73,9 +83,9 @@ class ArraySource:
             ):
                 check_weights(leaf, where)
         self.batch_size = check_batch_size(DEFAULT_BATCH_SIZE if batch_size is None else batch_size)
-        self.shuffle = bool(shuffle)
-        self.seed = draw_seed() if seed is None else int(seed)
-        self.drop_remainder = bool(drop_remainder)
+        self.shuffle = check_shuffle(shuffle, batchwise=True)
+        self.seed = resolve_seed(seed)
+        self.drop_remainder = check_bool(drop_remainder, "drop_remainder")
         n_weights = self._sizes[2]
         self._tensors: tuple[Any, ...] | None = None
         self._casts = [
@@ -87,6 +97,11 @@ class ArraySource:
     def num_batches(self) -> int:
         rounding = math.floor if self.drop_remainder else math.ceil
         return int(rounding(self.num_samples / self.batch_size))
+
+    @property
+    def targets(self) -> Tree | None:
+        """``y``, for checking ``class_weight`` against every label up front."""
+        return self._parts[1]
 
     @property
     def partial_batch_size(self) -> int | None:
@@ -109,7 +124,7 @@ class ArraySource:
 
     def order(self, n: int) -> np.ndarray | None:
         """The sample order of epoch ``n`` (``None``: the natural order)."""
-        return epoch_permutation(self.seed, n, self.num_samples) if self.shuffle else None
+        return epoch_order(self.seed, n, self.num_samples, self.shuffle, self.batch_size)
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
         return self._batches(self.order(n), start)
@@ -165,12 +180,12 @@ class ArraySource:
         row_bytes = sum(leaf[:1].nbytes for leaf in self._leaves) or 1
         chunk = int(np.clip(CHUNK_BYTES // (row_bytes * size), 1, MAX_CHUNK_BATCHES))
 
-        seed = self.seed if self.shuffle and shuffle else None
+        seed, mode = self.seed, self.shuffle if shuffle else False
 
         def orders() -> Iterator[np.ndarray]:
             n, start = claim_pass()
-            order = np.arange(total) if seed is None else epoch_permutation(seed, n, total)
-            yield order[start * size :]
+            order = epoch_order(seed, n, total, mode, size)
+            yield (np.arange(total) if order is None else order)[start * size :]
 
         def index_chunks(order: tf.Tensor) -> tf.data.Dataset:
             """Rows of ``chunk`` batches each, shape (batches, batch_size); the remainder last."""
@@ -238,7 +253,7 @@ class ArraySource:
         """
         cut = self.num_samples - check_split(at, self.num_samples)
 
-        def part(rows: slice, shuffle: bool) -> ArraySource:
+        def part(rows: slice, shuffle: Shuffle) -> ArraySource:
             sliced = [
                 None if p is None else packer(p)([leaf[rows] for leaf in flatten(p)])
                 for p in self._parts
@@ -248,7 +263,7 @@ class ArraySource:
                 batch_size=self.batch_size,
                 shuffle=shuffle,
                 seed=self.seed,
-                drop_remainder=self.drop_remainder and shuffle,
+                drop_remainder=self.drop_remainder and shuffle is not False,
             )
 
         return part(slice(0, cut), self.shuffle), part(slice(cut, None), False)
@@ -263,13 +278,11 @@ def from_arrays(
     *,
     sample_weight: Tree | None = None,
     batch_size: int | None = None,
-    shuffle: bool = True,
+    shuffle: Shuffle = True,
     seed: int | None = None,
     drop_remainder: bool = False,
-    **options: Any,
 ) -> ArraySource:
-    """Registry factory for the ``"arrays"`` kind."""
-    reject_options(options, "arrays")
+    """Registry factory for the ``"arrays"`` kind (its arguments: its registry row)."""
     return ArraySource(
         x,
         y,
@@ -281,9 +294,24 @@ def from_arrays(
     )
 
 
-def epoch_permutation(seed: int, n: int, total: int) -> np.ndarray:
-    """The sample order of epoch ``n``: a function of ``(seed, n)`` only."""
-    return np.random.default_rng([seed, n]).permutation(total)
+def epoch_order(
+    seed: int, n: int, total: int, shuffle: bool | str, batch_size: int
+) -> np.ndarray | None:
+    """The sample order of epoch ``n``, a function of ``(seed, n)`` only (``None``: natural).
+
+    ``shuffle="batch"`` is Keras' batch-wise shuffle: whole batches change places
+    and rows are shuffled within each; the partial batch stays last.
+    """
+    if not shuffle:
+        return None
+    rng = np.random.default_rng([seed, n])
+    if shuffle != "batch":
+        return rng.permutation(total)
+    size, full = batch_size, total // batch_size
+    blocks = rng.permutation(full)[:, None] * size
+    within = rng.random((full, size)).argsort(axis=1)
+    rest = full * size + rng.permutation(total - full * size)
+    return np.concatenate([(blocks + within).ravel(), rest])
 
 
 def _as_arrays(part: Tree | None, name: str) -> Tree | None:

@@ -27,17 +27,13 @@ batches (a generator cannot seek).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from feeders.sources._checks import check_batch_size, check_split, draw_seed, reject_options
-from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, paths
-from feeders.weights import check_sample_weight_shape, check_weights
-
-ELEMENT_FORMS = "`x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`"
-_PART_NAMES = ("x", "y", "sample_weight")
+from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
+from feeders.structure import ELEMENT_FORMS, Batch, BatchChecker, BatchSpec, Tree, first_spec
 
 
 class GeneratorSource:
@@ -77,10 +73,10 @@ class GeneratorSource:
         self._generator = generator
         self.shuffle_buffer = (
             None
-            if shuffle_buffer is None or not shuffle
+            if shuffle_buffer is None or not check_bool(shuffle, "shuffle")
             else check_batch_size(shuffle_buffer, "shuffle_buffer")
         )
-        self.seed = draw_seed() if seed is None else int(seed)
+        self.seed = resolve_seed(seed)
         self._declared = (
             None if num_batches is None else check_batch_size(num_batches, "num_batches")
         )
@@ -98,9 +94,9 @@ class GeneratorSource:
                     f"{ELEMENT_FORMS} batch."
                 ) from None
             self._pending = (first, iterator)
-            spec = _first_spec(first)
+            spec = first_spec(first, lambda: _name(0) + " (epoch 0)")
         self._spec = spec
-        self._check = _checker(spec)
+        self._check = BatchChecker(spec, _name, "batch 0")
 
     # -- the Source contract ---------------------------------------------------
     @property
@@ -243,17 +239,12 @@ def from_generator(
     seed: int | None = None,
     shuffle_buffer: int | None = None,
     num_batches: int | None = None,
-    **options: Any,
 ) -> GeneratorSource:
-    """Registry factory for the ``"generator"`` kind."""
-    reject_options(options, "generator")
-    for value, arg in ((y, "y"), (sample_weight, "sample_weight"), (batch_size, "batch_size")):
-        if value is not None:
-            raise TypeError(
-                f"`{arg}` must be None for a generator (it yields whole batches), but got "
-                f"{arg} of type {type(value).__name__}. Yield (x, y, sample_weight) batches "
-                "of the size you want."
-            )
+    """Registry factory for the ``"generator"`` kind.
+
+    ``y``, ``sample_weight`` and ``batch_size`` are always ``None`` here: its
+    registry row refuses them (a generator yields whole batches).
+    """
     return GeneratorSource(
         generator,
         shuffle=shuffle,
@@ -263,127 +254,8 @@ def from_generator(
     )
 
 
-def _unpack(element: Any, index: int, epoch: int) -> tuple[Any, ...]:
-    """``(x, y, sample_weight)`` parts of one yielded batch, as Keras reads them."""
-    if isinstance(element, list):
-        element = tuple(element)
-    if not isinstance(element, tuple):
-        return (element,)
-    while len(element) > 1 and element[-1] is None:
-        element = element[:-1]  # (x, y, None) is (x, y), as Keras reads it
-    if not 1 <= len(element) <= 3:
-        raise ValueError(
-            f"Generator batches must be {ELEMENT_FORMS}, but batch {index} (epoch {epoch}) is a "
-            f"tuple of {len(element)}. Group several inputs into one tuple or dict: "
-            "yield (x_tuple_or_dict, y)."
-        )
-    return element
-
-
-def _as_array(leaf: Any) -> np.ndarray:
-    return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
-
-
-def _first_spec(element: Any) -> BatchSpec:
-    """The spec of the peeked batch, after checking its weights once."""
-    parts = _unpack(element, 0, 0)
-    arrays = [_to_arrays(part) for part in parts]
-    for i, part in enumerate(arrays):
-        for leaf, where in zip(flatten(part), paths(part, _PART_NAMES[i]), strict=True):
-            if leaf.dtype == object:
-                raise TypeError(
-                    f"Batch 0 of the generator has {where} of dtype object (shape {leaf.shape}); "
-                    "batches must hold numeric arrays. Pad ragged rows or cast with np.asarray(..., dtype=...)."
-                )
-    spec = BatchSpec.of((*arrays, None, None)[:3])  # type: ignore[arg-type]
-    if len(arrays) == 3:
-        check_sample_weight_shape(arrays[2], arrays[1])
-    return spec
-
-
-def _to_arrays(tree: Tree) -> Tree:
-    if isinstance(tree, Mapping):
-        return {key: _to_arrays(value) for key, value in tree.items()}
-    if isinstance(tree, list | tuple):
-        return type(tree)(_to_arrays(value) for value in tree)
-    return _as_array(tree)
-
-
-def _checker(spec: BatchSpec) -> Callable[[Any, int, int], Batch]:
-    """``check(element, index, epoch) -> (x, y, sample_weight)`` against ``spec``, as NumPy."""
-    templates = spec.parts()
-
-    def check(element: Any, index: int, epoch: int) -> Batch:
-        parts = _unpack(element, index, epoch)
-        if len(parts) != len(templates):
-            raise ValueError(
-                f"Batch {index} of the generator (epoch {epoch}) has {len(parts)} parts but batch 0 "
-                f"had {len(templates)} ({', '.join(_PART_NAMES[: len(templates)])}). Every batch "
-                "must have the same structure."
-            )
-        rows: dict[str, int] = {}
-        out = [
-            _walk(part, template, _PART_NAMES[i], index, epoch, rows)
-            for i, (part, template) in enumerate(zip(parts, templates, strict=True))
-        ]
-        if len(set(rows.values())) > 1:
-            raise ValueError(
-                f"Batch {index} of the generator (epoch {epoch}) has parts with different batch "
-                f"sizes: {rows}. Yield x, y and sample_weight with one row per sample."
-            )
-        if len(out) == 3:
-            for leaf, where in zip(flatten(out[2]), paths(out[2], "sample_weight"), strict=True):
-                check_weights(leaf, f"{where} of batch {index}")
-        x, y, sample_weight = (*out, None, None)[:3]
-        return x, y, sample_weight
-
-    return check
-
-
-def _walk(
-    tree: Any, template: Any, where: str, index: int, epoch: int, rows: dict[str, int]
-) -> Any:
-    """``tree`` as NumPy, checked leaf by leaf against ``template`` (a tree of ArraySpec)."""
-    if isinstance(template, ArraySpec):
-        if isinstance(tree, Mapping | list | tuple):
-            _mismatch(where, index, epoch, f"a {type(tree).__name__}", "an array")
-        array = _as_array(tree)
-        if array.dtype != template.dtype:
-            _mismatch(where, index, epoch, f"dtype {array.dtype}", f"dtype {template.dtype}")
-        if array.ndim != len(template.shape) or array.shape[1:] != template.shape[1:]:
-            dims = ", ".join("None" if d is None else str(d) for d in template.shape)
-            _mismatch(where, index, epoch, f"shape {array.shape}", f"shape ({dims})")
-        rows[where] = len(array)
-        return array
-    if isinstance(template, Mapping):
-        if not isinstance(tree, Mapping) or tree.keys() != template.keys():
-            got = (
-                f"keys {sorted(tree)}" if isinstance(tree, Mapping) else f"a {type(tree).__name__}"
-            )
-            _mismatch(where, index, epoch, got, f"keys {sorted(template)}")
-        return {
-            key: _walk(tree[key], sub, f"{where}[{key!r}]", index, epoch, rows)
-            for key, sub in template.items()
-        }
-    if not isinstance(tree, list | tuple) or len(tree) != len(template):
-        got = (
-            f"a {type(tree).__name__} of {len(tree)}"
-            if isinstance(tree, list | tuple)
-            else f"a {type(tree).__name__}"
-        )
-        _mismatch(where, index, epoch, got, f"a {type(template).__name__} of {len(template)}")
-    return type(template)(
-        _walk(value, sub, f"{where}[{i}]", index, epoch, rows)
-        for i, (value, sub) in enumerate(zip(tree, template, strict=True))
-    )
-
-
-def _mismatch(where: str, index: int, epoch: int, got: str, expected: str) -> None:
-    raise ValueError(
-        f"Batch {index} of the generator (epoch {epoch}) changed {where}: it has {got} where "
-        f"batch 0 had {expected}. Every batch must have the structure, dtypes and shapes "
-        "(apart from the batch size) of the first; cast or pad in the generator."
-    )
+def _name(index: int) -> str:
+    return f"batch {index} of the generator"
 
 
 def _buffer_shuffle(

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from feeders.sources._checks import draw_seed, reject_options
-from feeders.structure import Batch, BatchSpec
+from feeders.sources._checks import check_bool, resolve_seed
+from feeders.structure import Batch, BatchChecker, BatchSpec, first_spec
 from feeders.workers import WorkerPool
 
 
@@ -78,8 +78,8 @@ class SequenceSource:
                 "num_batches is None (infinite). Pass shuffle=False and shuffle inside "
                 "__getitem__ (feeders.workers.batch_rng() gives each batch its own generator)."
             )
-        self.shuffle = bool(shuffle)
-        self.seed = draw_seed() if seed is None else int(seed)
+        self.shuffle = check_bool(shuffle, "shuffle")
+        self.seed = resolve_seed(seed)
         self._pool = WorkerPool(
             sequence,
             workers=workers,
@@ -87,7 +87,7 @@ class SequenceSource:
             max_queue_size=max_queue_size,
             seed=self.seed,
         )
-        self._spec: BatchSpec | None = None
+        self._first: tuple[BatchSpec, BatchChecker] | None = None
         self._peeked: tuple[int, Any] | None = None
         self._ended_through = -1  # the last epoch whose on_epoch_end has run
         self._begun_early = False  # epoch 0 was begun for the spec's peek
@@ -103,14 +103,19 @@ class SequenceSource:
 
     @property
     def spec(self) -> BatchSpec:
-        if self._spec is None:
+        return self._first_batch()[0]
+
+    def _first_batch(self) -> tuple[BatchSpec, BatchChecker]:
+        """The spec and checker of every batch, from the first batch (fetched once, kept)."""
+        if self._first is None:
             index = self.order(0)[0] if self.num_batches is not None else 0
             self._begin(0)  # the peek is epoch 0's first request: on_epoch_begin comes first
             self._begun_early = True
             batch = next(self._pool.run_epoch(0, [index]))
             self._peeked = (index, batch)
-            self._spec = BatchSpec.of(_as_batch(batch, index))
-        return self._spec
+            spec = first_spec(batch, lambda: f"{_name(index)} (epoch 0)")
+            self._first = spec, BatchChecker(spec, _name, f"the first batch, sequence[{index}],")
+        return self._first
 
     def order(self, n: int, *, shuffle: bool = True) -> list[int]:
         """Batch indices of epoch ``n`` (of a finite sequence)."""
@@ -129,6 +134,7 @@ class SequenceSource:
         return self._inference(start)
 
     def _epoch(self, n: int, start: int, *, shuffle: bool) -> Iterator[Batch]:
+        check = self._first_batch()[1]
         self._begin(n)
         if self.num_batches is None:
             yield from self._endless(n, start)
@@ -141,23 +147,25 @@ class SequenceSource:
                 # The epoch's last batch is produced: its state may change now,
                 # even if the consumer never asks past it (Keras does not).
                 self._end(n)
-            yield _as_batch(batch, order[position])
+            yield check(batch, order[position], n)
 
     def _inference(self, start: int) -> Iterator[Batch]:
+        check = self._first_batch()[1]
         self._pool.update(self.sequence)  # what the last on_epoch_end changed
         if self.num_batches is None:
             yield from self._endless(0, start)
             return
         order = list(range(self.num_batches))[start:]
         for position, batch in enumerate(self._fetch(0, order)):
-            yield _as_batch(batch, order[position])
+            yield check(batch, order[position], 0)
 
     def _endless(self, n: int, start: int) -> Iterator[Batch]:
         """An infinite sequence: batches ``start, start + 1, ...`` in chunks of ``ENDLESS_CHUNK``."""
+        check = self._first_batch()[1]
         for low in itertools.count(start, ENDLESS_CHUNK):
             order = list(range(low, low + ENDLESS_CHUNK))
             for position, batch in enumerate(self._fetch(n, order)):
-                yield _as_batch(batch, order[position])
+                yield check(batch, order[position], n)
 
     def _fetch(self, n: int, order: list[int]) -> Iterator[Any]:
         peeked, self._peeked = self._peeked, None
@@ -190,18 +198,8 @@ class SequenceSource:
         self._pool.close()
 
 
-def _as_batch(item: Any, index: int) -> Batch:
-    """``x`` / ``(x,)`` / ``(x, y)`` / ``(x, y, sample_weight)`` → a 3-tuple."""
-    if isinstance(item, list):
-        item = tuple(item)
-    if not isinstance(item, tuple):
-        return item, None, None
-    if not 1 <= len(item) <= 3:
-        raise ValueError(
-            f"`sequence[{index}]` must return x, (x, y) or (x, y, sample_weight), but got a "
-            f"tuple of length {len(item)}. Return at most three parts."
-        )
-    return (*item, *(None,) * (3 - len(item)))  # type: ignore[return-value]
+def _name(index: int) -> str:
+    return f"the batch sequence[{index}]"
 
 
 ENDLESS_CHUNK = 256  # batches asked of the pool at a time for an infinite sequence
@@ -246,16 +244,12 @@ def from_sequence(
     workers: int | None = None,
     use_multiprocessing: bool | None = None,
     max_queue_size: int | None = None,
-    **options: Any,
 ) -> SequenceSource:
-    """Registry factory for the ``"sequence"`` kind; unset knobs come from the PyDataset."""
-    reject_options(options, "sequence")
-    for name, value in (("y", y), ("sample_weight", sample_weight), ("batch_size", batch_size)):
-        if value is not None:
-            raise ValueError(
-                f"`{name}` is not used with a Sequence, which returns whole batches; but got "
-                f"{name}={type(value).__name__}. Return it from __getitem__ instead."
-            )
+    """Registry factory for the ``"sequence"`` kind; unset knobs come from the PyDataset.
+
+    ``y``, ``sample_weight`` and ``batch_size`` are always ``None`` here: its
+    registry row refuses them (a Sequence returns whole batches).
+    """
     own_workers, own_processes, own_queue = _own_knobs(sequence)
     return SequenceSource(
         sequence,

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from feeders.sources._checks import check_batch_size, check_split, draw_seed, reject_options
+from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
 from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, map_tree, paths
 
 ELEMENT_FORMS = "`x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`"
@@ -73,13 +73,13 @@ class TFDataSource:
         if cardinality is not None:
             count = check_batch_size(cardinality, "cardinality")
             dataset = dataset.apply(tf.data.experimental.assert_cardinality(count))
-        self.drop_remainder = bool(drop_remainder)
+        self.drop_remainder = check_bool(drop_remainder, "drop_remainder")
         self.shuffle_buffer = (
             None
-            if shuffle_buffer is None or not shuffle
+            if shuffle_buffer is None or not check_bool(shuffle, "shuffle")
             else check_batch_size(shuffle_buffer, "shuffle_buffer")
         )
-        self.seed = draw_seed() if seed is None else int(seed)
+        self.seed = resolve_seed(seed)
         self._dataset = dataset
         self._arity = _arity(dataset.element_spec)
         specs = _leaf_specs(dataset.element_spec)
@@ -269,17 +269,12 @@ def from_dataset(
     drop_remainder: bool = False,
     shuffle_buffer: int | None = None,
     cardinality: int | None = None,
-    **options: Any,
 ) -> TFDataSource:
-    """Registry factory for the ``"tf.data"`` kind."""
-    reject_options(options, "tf.data")
-    for value, arg in ((y, "y"), (sample_weight, "sample_weight")):
-        if value is not None:
-            raise TypeError(
-                f"`{arg}` must be None when x is a tf.data.Dataset (its elements hold it), but "
-                f"got {arg} of type {type(value).__name__}. Put it in the dataset, e.g. "
-                "Dataset.from_tensor_slices((x, y, sample_weight))."
-            )
+    """Registry factory for the ``"tf.data"`` kind.
+
+    ``y`` and ``sample_weight`` are always ``None`` here: its registry row refuses
+    them (the dataset's elements hold them).
+    """
     return TFDataSource(
         dataset,
         batch_size=batch_size,
