@@ -332,3 +332,8 @@ def test_a_spoiled_later_batch_fails_model_fit_naming_batch_and_field() -> None:
     # Until TF errors are unwrapped at the fit boundary, match the text (the type: above).
     with pytest.raises(Exception, match=message):
         model.fit(feeders.adapt(one(good, good, good, bad)), epochs=1, verbose=0)
+
+
+def test_tensor_batches_come_out_as_numpy() -> None:
+    feeder = feeders.adapt(lambda: iter([(tf.constant(X), tf.constant(Y))] * 2))
+    assert all(type(b[0]) is np.ndarray and type(b[1]) is np.ndarray for b in feeder.epoch(0))

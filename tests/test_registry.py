@@ -61,6 +61,39 @@ def test_a_registered_kind_is_used_and_can_be_removed() -> None:
         feeders.adapt(3.5)
 
 
+def test_a_registered_kind_declares_what_it_accepts() -> None:
+    kind = feeders.register_source(
+        "range",
+        lambda s: isinstance(s, range),
+        _make_range,
+        accepts=frozenset({"batch_size"}),
+        default_shuffle=False,
+    )
+    try:
+        assert feeders.adapt(range(10), batch_size=5).num_batches == 2
+        with pytest.raises(
+            TypeError, match=r"`y` does not apply to 'range' sources .* take \['batch_size', "
+        ):
+            feeders.adapt(range(10), np.zeros(10))
+    finally:
+        feeders.unregister_source(kind)
+
+
+def test_a_kind_that_declares_nothing_gets_every_option() -> None:
+    seen = {}
+
+    def make(source: range, y, **options) -> RangeSource:
+        seen.update(options)
+        return RangeSource(len(source), 4)
+
+    kind = feeders.register_source("range", lambda s: isinstance(s, range), make)
+    try:
+        feeders.adapt(range(10), workers=3, shuffle=False)
+    finally:
+        feeders.unregister_source(kind)
+    assert seen["workers"] == 3 and seen["shuffle"] is False
+
+
 def test_user_rows_win_over_builtin_ones() -> None:
     kind = feeders.register_source(
         "mine", lambda s: isinstance(s, np.ndarray), lambda s, y, **kw: RangeSource(len(s), 5)

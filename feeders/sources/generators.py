@@ -5,9 +5,10 @@ their shapes and replays them at the start of every later pass, so a finite
 generator of 10 batches trains on 10, then 2, then 2. This source peeks the
 first batch **once**, at construction, to infer the :class:`BatchSpec`, and
 yields it exactly once, as batch 0 of the first pass. Every later batch is
-checked against that spec (structure, dtype, shape apart from the batch
-dimension, equal batch sizes across parts), so a bad batch fails with its index
-and field instead of deep inside the model.
+checked against that spec by :class:`feeders.structure.BatchChecker` (structure,
+dtype, shape apart from the batch dimension, equal batch sizes across parts,
+weights), so a bad batch fails with its index and field instead of deep inside
+the model.
 
 * A **callable** returning a fresh iterator (``make_batches``, a generator
   function, ``lambda: iter(batches)``) is called once per epoch. It may be

@@ -29,9 +29,16 @@ from typing import Any
 import numpy as np
 
 from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
-from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, map_tree, paths
-
-ELEMENT_FORMS = "`x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)`"
+from feeders.structure import (
+    ELEMENT_FORMS,
+    ArraySpec,
+    Batch,
+    BatchSpec,
+    Tree,
+    flatten,
+    map_tree,
+    paths,
+)
 
 
 class TFDataSource:
