@@ -32,7 +32,7 @@ from feeders.structure import (
     lists_to_tuples,
     map_tree,
 )
-from feeders.weights import Weighting, tf_weighting
+from feeders.weights import Weighting, check_class_weight_coverage, tf_weighting
 
 
 @runtime_checkable
@@ -331,6 +331,7 @@ class Feeder(KerasHandOff):
                     "Pass it to one of them."
                 )
             weighting = Weighting(call.class_weight, self.source.spec.y, self._outputs)
+            check_class_weight_coverage(call.class_weight, self.source)
         return _KerasPass(self, _Mode(training=True, shuffle=call.shuffle, weighting=weighting))
 
     def keras_error(self, err: BaseException) -> BaseException | None:
@@ -359,17 +360,19 @@ class Feeder(KerasHandOff):
             dataset = self._native_dataset(mode)
             if dataset is not None:
                 self._timing.path = "native"
-                return dataset
+                return _owned_by(dataset, self)
         weighting = mode.weighting or self._weighting
         signature = self._spec_for(weighting).to_tf()
         # NOTE [ no strong reference from TF ]: TensorFlow keeps a generator's
-        # function in a process-wide registry until its dataset is collected, so
-        # the function holds the feeder weakly: after fit, `del feeder` frees it
-        # (and the workers and memory it owns).
+        # function in a process-wide registry, beyond the dataset's life, so the
+        # function holds the feeder weakly and the dataset object holds it
+        # strongly: `adapt(x).as_dataset()` works alone, and after fit, once
+        # Keras drops its dataset, `del feeder` frees the feeder (and the
+        # workers and memory it owns).
         generator = functools.partial(_weak_pass, weakref.ref(self), mode)
         dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
         # Python makes the next batches while the model trains on this one, as Keras does.
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return _owned_by(dataset.prefetch(tf.data.AUTOTUNE), self)
 
     def _native_dataset(self, mode: _Mode) -> Any:
         """The source's own TF pipeline, weighted with TF ops (NOTE [ TF weighting ]).
@@ -551,6 +554,12 @@ class _KerasPass(KerasHandOff):
     @property
     def partial_batch_size(self) -> int | None:
         return self.feeder.partial_batch_size
+
+
+def _owned_by(dataset: Any, feeder: Feeder) -> Any:
+    """``dataset``, keeping ``feeder`` alive for as long as it (NOTE [ no strong reference from TF ])."""
+    dataset._feeders_owner = feeder
+    return dataset
 
 
 def _weak_pass(ref: weakref.ref[Feeder], mode: _Mode) -> Iterator[tuple[Tree, ...]]:

@@ -87,6 +87,14 @@ def test_class_weight_given_to_fit_and_adapt_is_refused() -> None:
         Recorder().model.fit(feeder, class_weight={i: 2.0 for i in range(5)}, verbose=0)
 
 
+def test_fit_class_weight_missing_a_label_fails_before_training() -> None:
+    x, y = id_arrays()
+    model = Recorder().model
+    with pytest.raises(ValueError, match=r"class_weight"):
+        model.fit(feeders.adapt(x, y), class_weight={0: 1.0, 1: 1.0}, verbose=0)
+    assert int(model.optimizer.iterations) == 0
+
+
 @pytest.mark.parametrize(
     ("argument", "value", "fix"),
     [
@@ -287,3 +295,34 @@ def test_steps_per_epoch_beyond_one_epoch_is_refused_by_every_kind(make) -> None
     with pytest.raises(ValueError, match=r"`steps_per_epoch` must be at most the 10 batches"):
         make(steps_per_epoch=11)
     assert make(steps_per_epoch=10).num_batches == 10
+
+
+# -- TensorFlow never holds a feeder (the feeder side of issue 11's leak) ---------------------
+@pytest.mark.parametrize("kind", ["arrays", "generator"])
+def test_after_fit_a_dropped_feeder_is_freed(kind: str) -> None:
+    import gc
+    import weakref
+
+    x, y = id_arrays()
+    feeder = (
+        feeders.adapt(x, y, batch_size=BATCH)
+        if kind == "arrays"
+        else feeders.adapt(lambda: (id_batch(i) for i in range(3)))
+    )
+    model = Recorder().model
+    model.fit(feeder, validation_data=feeder, epochs=2, verbose=0)
+    alive = weakref.ref(feeder)
+    del feeder, model
+    gc.collect()
+    assert alive() is None
+
+
+def test_the_dataset_of_a_temporary_feeder_keeps_it_alive() -> None:
+    import gc
+
+    x, y = id_arrays()
+    dataset = feeders.adapt(x, y, batch_size=BATCH, shuffle=False).as_dataset()
+    generated = feeders.adapt(lambda: (id_batch(i) for i in range(3))).as_dataset()
+    gc.collect()
+    assert [int(b[0][0, 0]) for b in dataset] == list(range(0, N, BATCH))
+    assert sum(1 for _ in generated) == 3
