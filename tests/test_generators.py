@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import feeders
 from feeders.sources.generators import GeneratorSource
