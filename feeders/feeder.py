@@ -21,7 +21,13 @@ import numpy as np
 
 from feeders.capabilities import HasPool, InOrder, NativeTF, SinglePass, Splittable
 from feeders.errors import from_tf_error
-from feeders.keras_glue import DataAdapter, KerasCall, KerasHandOff, outputs_are_a_dict
+from feeders.keras_glue import (
+    DataAdapter,
+    KerasCall,
+    KerasHandOff,
+    building_the_model,
+    outputs_are_a_dict,
+)
 from feeders.structure import (
     ArraySpec,
     Batch,
@@ -421,6 +427,9 @@ class Feeder(KerasHandOff):
         :meth:`keras_error` hands the original back at the ``fit`` boundary.
         """
         spec = self.source.spec
+        if building_the_model():
+            yield self._placeholder(mode)
+            return
         tuples = self._tuples(mode)
         if any(isinstance(part, list) for part in (spec.x, spec.y, spec.sample_weight)):
             tuples = (tuple(lists_to_tuples(part) for part in batch) for batch in tuples)
@@ -429,6 +438,16 @@ class Feeder(KerasHandOff):
         except Exception as err:
             self._failure = err
             raise
+
+    def _placeholder(self, mode: _Mode) -> tuple[Tree, ...]:
+        """Zeros of the pass's exact structure, dtypes and shapes (NOTE [ Keras' build peek ])."""
+        rows = self.batch_size or 1
+
+        def zeros(leaf: ArraySpec) -> np.ndarray:
+            return np.zeros((rows, *(1 if d is None else d for d in leaf.shape[1:])), leaf.dtype)
+
+        parts = self._spec_for(mode.weighting or self._weighting).parts()
+        return tuple(lists_to_tuples(map_tree(zeros, part)) for part in parts)
 
     def _tuples(self, mode: _Mode) -> Iterator[tuple[Tree, ...]]:
         # NOTE [ timing the Python path ]: the seconds spent in next() on the source

@@ -39,6 +39,7 @@ __all__ = [
     "DataAdapter",
     "KerasCall",
     "KerasHandOff",
+    "building_the_model",
     "get_data_adapter",
     "outputs_are_a_dict",
 ]
@@ -130,6 +131,27 @@ def _calling_method(x: Any) -> tuple[str | None, bool]:
             return name, name == "fit" and frame.f_locals.get("x") is x
         frame = frame.f_back  # type: ignore[assignment]
     return None, False
+
+
+def building_the_model() -> bool:
+    """Whether Keras is reading a batch only to build the model's state.
+
+    NOTE [ Keras' build peek ]: on the JAX and torch backends, the first
+    ``fit``/``evaluate`` of a new model iterates its EpochIterator for one
+    batch inside ``Trainer._symbolic_build`` (only shapes and dtypes are used),
+    then resets it. A feeder answers that peek from its spec instead of
+    starting a pass: no epoch is claimed and no batch is fetched twice.
+    """
+    from keras.src.trainers.trainer import Trainer
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "_symbolic_build" and isinstance(
+            frame.f_locals.get("self"), Trainer
+        ):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 _original_catch = _keras_original(_epoch_iterator.EpochIterator, "catch_stop_iteration")
