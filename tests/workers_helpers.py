@@ -18,6 +18,28 @@ from feeders.workers import batch_rng
 KINDS = ("array", "tuple", "list", "dict")
 
 
+def worker_pids(parent: int | None = None) -> set[int]:
+    """Live worker processes (``feeders.workers._worker``) whose parent is ``parent``.
+
+    Zombies count: a worker that was never waited for is a leak too.
+    """
+    parent = os.getpid() if parent is None else parent
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rpartition(")")[2].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == parent and b"feeders.workers._worker" in command:
+            found.add(int(entry))
+    return found
+
+
 class AugmentError(Exception):
     """A user exception type the pool must keep."""
 
