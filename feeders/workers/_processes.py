@@ -18,6 +18,7 @@ from typing import Any
 
 from feeders.errors import RemoteFailure, WorkerError, where
 from feeders.workers._base import JOIN_S, POLL_S, Batch, Dataset, EpochStats
+from feeders.workers._interrupt import Bell, raise_if_interrupted, watch_sigint
 from feeders.workers._launch import Lifeline, WorkerProcess
 from feeders.workers._serialize import Shipment
 from feeders.workers._worker import MAX_QUEUED, TASK
@@ -53,6 +54,8 @@ class ProcessWorkers:
         self._shipment.prepare(dataset)  # a TypeError now, not in the first epoch
         self._fresh = True  # the shipment holds the dataset workers should load next
         self._lifeline: Lifeline | None = None
+        self._bell = Bell()  # NOTE [ Ctrl-C in a pool thread ]
+        watch_sigint()
         self._procs: list[WorkerProcess] = []
         self._control: list[Connection] = []  # parent -> one worker
         self._results: list[Connection] = []  # one worker -> parent
@@ -110,6 +113,7 @@ class ProcessWorkers:
         """Stop the workers and unlink every segment (slots and the dataset's arrays)."""
         self._stop()
         self._shipment.close()
+        self._bell.close()
 
     def _stop(self) -> None:
         """Stop every worker (politely, then SIGTERM, then SIGKILL) and unlink the slots."""
@@ -224,14 +228,16 @@ class ProcessWorkers:
         stats = self._job[2]
         sentinels = {process.sentinel: w for w, process in enumerate(self._procs)}
         started = time.perf_counter()
-        signalled = wait([*self._results, *sentinels], POLL_S if block else 0)
+        signalled = wait([*self._results, *sentinels, self._bell], POLL_S if block else 0)
         if block:
             stats.wait_s += time.perf_counter() - started
+        if self._bell in signalled:
+            raise_if_interrupted(self._bell)
         for worker, conn in enumerate(self._results):
             if conn in signalled:
                 self._drain(worker)
         for sentinel in signalled:
-            if isinstance(sentinel, int):
+            if isinstance(sentinel, int) and sentinel in sentinels:
                 self._drain(sentinels[sentinel])  # what it sent before dying comes first
                 self._died(sentinels[sentinel])
         if block and not signalled:
