@@ -40,6 +40,9 @@ from tests.workers_helpers import (
     Draws,
     Exits,
     Failing,
+    FailsAfterSlow,
+    Identity,
+    Imports,
     Pids,
     Regression,
     Slow,
@@ -597,3 +600,63 @@ def test_a_large_dataset_whose_worker_dies_while_loading_does_not_hang_start() -
         pytest.raises(WorkerError, match=r"exited with code 5"),
     ):
         list(pool.run_epoch(0, range(3)))
+
+
+# -- order under failure, shipping the dataset, the worker's keras ---------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["threads-2", "processes-2"])
+def test_an_error_is_raised_only_after_every_batch_before_it(make_pool: Any, mode: str) -> None:
+    pool = make_pool(mode, FailsAfterSlow(slow=1, seconds=1.0))
+    delivered: list[int] = []
+    with pytest.raises(AugmentError, match=r"batch 2 is corrupt\n.*batch 2, epoch 0"):
+        for batch in pool.run_epoch(0, range(6)):
+            delivered.append(int(batch[0]))
+    assert delivered == [0, 1]  # batch 2 failed first, yet waited for the slow batch 1
+
+
+def identities(pool: WorkerPool, epoch: int) -> np.ndarray:
+    return np.stack(list(pool.run_epoch(epoch, range(4))))
+
+
+@pytest.mark.timeout(60)
+def test_an_unchanged_dataset_is_not_sent_again_and_a_changed_one_is() -> None:
+    dataset = Identity()
+    with fresh_process_pool(dataset, workers=1) as pool:
+        first = identities(pool, 0)
+        pool.update(dataset)  # what every epoch does
+        again = identities(pool, 1)
+        assert set(again[:, 1]) == set(first[:, 1])  # the worker kept its object
+        dataset.x[0] = 5.0  # on_epoch_end changed the large array in place
+        pool.update(dataset)
+        changed = identities(pool, 2)
+        dataset.tag = 7  # ... and then only small state
+        pool.update(dataset)
+        tagged = identities(pool, 3)
+    assert set(changed[:, 1]).isdisjoint(first[:, 1])  # reloaded
+    assert changed[0, 2] == 5.0 and changed[0, 3] == 5.0  # the new array, not the worker's writes
+    assert set(tagged[:, 4]) == {7.0} and tagged[0, 2] == 5.0
+    assert dataset.x[0] == 5.0 and first[0, 2] == 0.0  # the workers' writes stayed theirs
+
+
+@pytest.mark.timeout(60)
+def test_large_arrays_travel_once_through_shared_memory() -> None:
+    before = our_segments()
+    dataset = Identity(megabytes=8)
+    with fresh_process_pool(dataset, workers=2) as pool:
+        shipped = our_segments() - before  # the array's segment exists before any worker
+        assert len(shipped) == 1
+        (name,) = shipped
+        assert os.path.getsize(os.path.join(SHM_DIR, name)) >= dataset.x.nbytes
+        identities(pool, 0)
+    assert our_segments() <= before
+
+
+@pytest.mark.timeout(60)
+def test_workers_unpickle_a_pydataset_without_tensorflow() -> None:
+    pytest.importorskip("tensorflow")  # imported in this process, as in training
+    with fresh_process_pool(Imports(), workers=2) as pool:
+        rows = list(pool.run_epoch(0, range(4)))
+    for index, row in enumerate(rows):
+        assert row.tolist() == [index, True, False, False, False]
