@@ -68,9 +68,9 @@ def worker_main(
     The first control message is the dataset (NOTE [ the dataset travels on the
     control pipe ], in :mod:`feeders.workers._processes`).
     """
-    # NOTE [ workers ignore SIGINT ]: Ctrl-C reaches the whole process group; the
-    # parent decides what happens, instead of every worker printing a traceback.
-    # (Workers also run in a session of their own, so a terminal's Ctrl-C misses them.)
+    # NOTE [ workers ignore SIGINT ]: workers run in a session of their own, so a
+    # terminal's Ctrl-C reaches the parent only, which decides what happens; a
+    # SIGINT sent to a worker itself is ignored too, instead of a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     writer = SlotWriter()
     try:
