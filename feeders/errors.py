@@ -128,7 +128,7 @@ def _hint(signal_name: str | None, started: bool) -> str:
     if not started and signal_name is None:
         return (
             "It ended before it could run a batch, while starting or loading the dataset "
-            "(workers do not re-run your main module, so an `if __name__ == \"__main__\":` "
+            '(workers do not re-run your main module, so an `if __name__ == "__main__":` '
             "guard is not the cause): see the worker's own output above, e.g. an import that "
             "fails or crashes in a fresh interpreter, or pass use_multiprocessing=False."
         )
