@@ -65,8 +65,7 @@ class WorkerProcess:
         )
         try:
             self._popen = subprocess.Popen(
-                [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", code]
-                + [str(number) for number in (*passed, *numbers)],
+                [sys.executable, "-c", code] + [str(number) for number in (*passed, *numbers)],
                 pass_fds=passed,
                 start_new_session=True,
             )

@@ -194,7 +194,7 @@ class ProcessWorkers:
         self._slots = SlotPool(self._in_flight, self._slot_bytes)
         self._tell_all(("slots", (self._slots.name, self._slot_bytes)))
 
-    def _tell_all(self, message: tuple[str, Any]) -> None:
+    def _tell_all(self, message: tuple[Any, ...]) -> None:
         for worker, control in enumerate(self._control):
             try:
                 control.send(message)
@@ -228,10 +228,11 @@ class ProcessWorkers:
         stats = self._job[2]
         sentinels = {process.sentinel: w for w, process in enumerate(self._procs)}
         started = time.perf_counter()
-        signalled = wait([*self._results, *sentinels, self._bell], POLL_S if block else 0)
+        bell = self._bell.fileno()
+        signalled = wait([*self._results, *sentinels, bell], POLL_S if block else 0)
         if block:
             stats.wait_s += time.perf_counter() - started
-        if self._bell in signalled:
+        if bell in signalled:
             raise_if_interrupted(self._bell)
         for worker, conn in enumerate(self._results):
             if conn in signalled:

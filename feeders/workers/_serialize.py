@@ -87,8 +87,14 @@ class _Segment:
     shm: shared_memory.SharedMemory
     nbytes: int
 
+    @property
+    def _buf(self) -> memoryview:
+        buf = self.shm.buf
+        assert buf is not None, "segment used after unlink()"
+        return buf
+
     def write(self, raw: memoryview) -> None:
-        target = np.frombuffer(self.shm.buf, np.uint8, raw.nbytes)
+        target = np.frombuffer(self._buf, np.uint8, raw.nbytes)
         target[:] = np.frombuffer(raw, np.uint8)
         del target  # no view may outlive close()
 
@@ -96,7 +102,7 @@ class _Segment:
         """Whether the segment's bytes equal ``raw``'s: 8 bytes per compare (~3x faster than 1)."""
         words = self.nbytes // 8 * 8
         shipped, current = (
-            np.frombuffer(self.shm.buf, np.uint8, self.nbytes),
+            np.frombuffer(self._buf, np.uint8, self.nbytes),
             np.frombuffer(raw, np.uint8),
         )
         wide = shipped[:words].view(np.uint64), current[:words].view(np.uint64)
