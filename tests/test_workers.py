@@ -660,3 +660,17 @@ def test_workers_unpickle_a_pydataset_without_tensorflow() -> None:
         rows = list(pool.run_epoch(0, range(4)))
     for index, row in enumerate(rows):
         assert row.tolist() == [index, True, False, False, False]
+
+
+@pytest.mark.timeout(60)
+def test_too_little_dev_shm_for_the_datasets_arrays_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shm, "shm_free_bytes", lambda: 2**20)
+    before = our_segments()
+    message = (
+        r"dataset's large arrays .* needs 8\.0 MB, but /dev/shm has only 1\.0 MB free.*threads"
+    )
+    with pytest.raises(shm.SharedMemoryError, match=message):
+        WorkerPool(Identity(megabytes=8), workers=1, use_multiprocessing=True)
+    assert our_segments() <= before

@@ -39,6 +39,7 @@ __all__ = [
     "map_leaves",
     "open_segment",
     "shm_free_bytes",
+    "shm_full",
     "slot_bytes_for",
 ]
 
@@ -197,33 +198,30 @@ def _create(size: int) -> shared_memory.SharedMemory:
 
 
 def data_segment(nbytes: int) -> shared_memory.SharedMemory:
-    """A segment for one large array of the dataset (:mod:`feeders.workers._serialize`).
+    """An empty segment for one large array of the dataset (:mod:`feeders.workers._serialize`).
+
+    Its pages are allocated as the array is written into it (with ``pwrite``,
+    which reports a full ``/dev/shm`` as ENOSPC: :func:`shm_full`).
 
     Raises:
-        SharedMemoryError: ``/dev/shm`` cannot hold ``nbytes``.
+        SharedMemoryError: ``/dev/shm`` has less than ``nbytes`` free.
     """
     free = shm_free_bytes()
-    segment = None
-    try:
-        if free is not None and nbytes > free:
-            raise OSError(errno.ENOSPC, "no space")
-        segment = _create(nbytes)
-        _reserve(segment.name, nbytes)
-    except OSError as err:
-        if segment is not None:
-            segment.close()
-            segment.unlink()
-        if err.errno != errno.ENOSPC:
-            raise
-        raise SharedMemoryError(
-            errno.ENOSPC,
-            f"Worker processes share the dataset's large arrays through {SHM_DIR}, and one of "
-            f"them needs {_mb(nbytes)}, but {SHM_DIR} has only {_mb(shm_free_bytes() or 0)} "
-            f"free. Enlarge {SHM_DIR} (e.g. `docker run --shm-size=2g`), load the arrays "
-            "lazily in __getitem__ (np.load(path, mmap_mode='r')), or pass "
-            "use_multiprocessing=False to use threads.",
-        ) from err
-    return segment
+    if free is not None and nbytes > free:
+        raise shm_full(nbytes)
+    return _create(nbytes)
+
+
+def shm_full(nbytes: int) -> SharedMemoryError:
+    """The error for a dataset array that does not fit in ``/dev/shm``."""
+    return SharedMemoryError(
+        errno.ENOSPC,
+        f"Worker processes share the dataset's large arrays through {SHM_DIR}, and one of "
+        f"them needs {_mb(nbytes)}, but {SHM_DIR} has only {_mb(shm_free_bytes() or 0)} "
+        f"free. Enlarge {SHM_DIR} (e.g. `docker run --shm-size=2g`), load the arrays "
+        "lazily in __getitem__ (np.load(path, mmap_mode='r')), or pass "
+        "use_multiprocessing=False to use threads.",
+    )
 
 
 def open_segment(name: str, flags: int) -> int:
