@@ -177,7 +177,13 @@ pool = WorkerPool(Slow(), workers=2, use_multiprocessing=True, seed=0, max_queue
 epoch = pool.run_epoch(0, range(8))
 next(epoch)
 next(epoch)
-print(json.dumps({"workers": sorted(worker_pids()), "tracker": resource_tracker._resource_tracker._pid}), flush=True)
+forked = os.fork() if FORK else None  # a forked child (Keras' pool forks) outliving the parent
+if forked == 0:
+    os.close(1)  # not the test's pipes: only the lifeline matters here
+    os.close(2)
+    time.sleep(30)
+    os._exit(0)
+print(json.dumps({"workers": sorted(worker_pids()), "tracker": resource_tracker._resource_tracker._pid, "forked": forked}), flush=True)
 started = time.monotonic()
 try:
     next(epoch)
@@ -215,7 +221,7 @@ def start(program: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_killed_parent_takes_workers_and_tracker_and_the_segments_are_unlinked() -> None:
-    process, seen = start(SLOW_PROGRAM)
+    process, seen = start("FORK = False\n" + SLOW_PROGRAM)
     assert len(seen["workers"]) == 2 and seen["slow"] in seen["workers"]
     assert segments(process.pid)
     killed = time.monotonic()
@@ -231,8 +237,22 @@ def test_a_killed_parent_takes_workers_and_tracker_and_the_segments_are_unlinked
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
+def test_a_killed_parent_takes_its_workers_even_when_a_forked_child_lives_on() -> None:
+    # The forked child keeps the resource tracker (whose pipe it shares by design)
+    # and so the segments until it exits; the workers must not wait for it.
+    process, seen = start("FORK = True\n" + SLOW_PROGRAM)
+    try:
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate(timeout=30)
+        wait_until(lambda: all(gone(pid) for pid in seen["workers"]), 2 + SLACK_S)
+    finally:
+        os.kill(seen["forked"], signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
 def test_ctrl_c_while_the_next_batch_is_slow_interrupts_and_the_process_exits() -> None:
-    process, seen = start(SLOW_PROGRAM)
+    process, seen = start("FORK = False\n" + SLOW_PROGRAM)
     os.killpg(process.pid, signal.SIGINT)
     started = time.monotonic()
     out, err = process.communicate(timeout=30)

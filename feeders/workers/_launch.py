@@ -28,15 +28,22 @@ import os
 import subprocess
 import sys
 import threading
+import weakref
 
 __all__ = ["Lifeline", "WorkerProcess", "watch_parent"]
 
 
 class Lifeline:
-    """A pipe whose write end only the parent holds; workers exit when it closes."""
+    """A pipe whose write end only the parent holds; workers exit when it closes.
+
+    Exec'd children never get it (``os.pipe`` is non-inheritable); a child
+    *forked* from the parent (Keras' own pool forks) drops its copy at once,
+    so it cannot keep the parent's workers alive after the parent died.
+    """
 
     def __init__(self) -> None:
         self.reader, self._writer = os.pipe()
+        _lifelines.add(self)
 
     def started(self) -> None:
         """Every worker has its copy of the read end: drop the parent's."""
@@ -48,6 +55,17 @@ class Lifeline:
             if fd >= 0:
                 os.close(fd)
         self.reader = self._writer = -1
+
+
+_lifelines: weakref.WeakSet[Lifeline] = weakref.WeakSet()
+
+
+def _drop_lifelines_in_fork() -> None:
+    for lifeline in list(_lifelines):
+        lifeline.close()
+
+
+os.register_at_fork(after_in_child=_drop_lifelines_in_fork)
 
 
 class WorkerProcess:
