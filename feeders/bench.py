@@ -31,7 +31,7 @@ from typing import Any
 
 __all__ = ["add_parser", "find_benchmarks", "find_suites", "run_suite"]
 
-ORDER = ("arrays", "sources", "images", "transport", "monitor", "distributed")
+ORDER = ("arrays", "sources", "images", "transport", "workers", "monitor", "distributed")
 """Suites run in this order; any other ``bench_*.py`` found runs after them, by name."""
 CHARTED = ("images/s", "batches/s")
 TORCH_NOTE = "PyTorch not installed: DataLoader baselines skipped"

@@ -132,9 +132,10 @@ def _signal_name(exitcode: int | None) -> str | None:
 def _hint(signal_name: str | None, started: bool) -> str:
     if not started and signal_name is None:
         return (
-            "Worker processes are started with 'spawn', which re-imports your main module: "
-            'guard the script\'s entry point with `if __name__ == "__main__":`, and see the '
-            "worker's own traceback printed above."
+            "It ended before it could run a batch, while starting or loading the dataset "
+            '(workers do not re-run your main module, so an `if __name__ == "__main__":` '
+            "guard is not the cause): see the worker's own output above, e.g. an import that "
+            "fails or crashes in a fresh interpreter, or pass use_multiprocessing=False."
         )
     if signal_name == "SIGKILL":
         return (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
 import os
 import pickle
 import signal
@@ -41,11 +40,15 @@ from tests.workers_helpers import (
     Draws,
     Exits,
     Failing,
+    FailsAfterSlow,
+    Identity,
+    Imports,
     Pids,
     Regression,
     Slow,
     Unloadable,
     expected,
+    worker_pids,
 )
 
 SEED = 7
@@ -63,7 +66,7 @@ def our_segments() -> set[str]:
 
 
 def child_pids() -> set[int]:
-    return {process.pid for process in multiprocessing.active_children() if process.pid}
+    return worker_pids()
 
 
 def assert_released(pids: set[int], segments_before: set[str]) -> None:
@@ -79,7 +82,7 @@ def assert_released(pids: set[int], segments_before: set[str]) -> None:
 
 @pytest.fixture(scope="module")
 def shared_pools() -> Iterator[dict[int, WorkerPool]]:
-    children_before = set(multiprocessing.active_children())
+    children_before = child_pids()
     pools = {
         workers: WorkerPool(
             Arrays(), workers=workers, use_multiprocessing=True, max_queue_size=QUEUE, seed=SEED
@@ -90,7 +93,7 @@ def shared_pools() -> Iterator[dict[int, WorkerPool]]:
     for pool in pools.values():
         pool.close()
     gc.collect()
-    assert set(multiprocessing.active_children()) <= children_before  # empty when run alone
+    assert child_pids() <= children_before  # empty when run alone
     assert our_segments() == set()
 
 
@@ -339,8 +342,8 @@ def test_a_dataset_that_fails_to_load_in_the_worker_is_reported() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_worker_dying_while_starting_points_at_the_main_guard() -> None:
-    message = r"exited with code 5 \(worker 0, epoch 0, while starting; .*__name__ == \"__main__\""
+def test_a_worker_dying_while_starting_says_so_and_rules_out_the_main_guard() -> None:
+    message = r"exited with code 5 \(worker 0, epoch 0, while starting; .*guard is not the cause"
     with fresh_process_pool(DiesOnLoad()) as pool, pytest.raises(WorkerError, match=message):
         list(pool.run_epoch(0, range(3)))
 
@@ -362,26 +365,34 @@ def test_a_worker_exception_of_an_unknown_type_becomes_runtime_error() -> None:
     assert caught.value.__cause__.original is None
 
 
-def test_classes_from_an_interactive_session_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.timeout(60)
+def test_classes_from_an_interactive_session_and_lambdas_go_by_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     class Notebook(Arrays):
         pass
 
     monkeypatch.setattr(Notebook, "__module__", "__main__")
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
-    with pytest.raises(TypeError, match=r"__main__.*Notebook: .*interactive session.*threads"):
-        WorkerPool(Notebook(), workers=1, use_multiprocessing=True)
+    dataset = Notebook(kind="array")
+    dataset.scale = lambda batch: batch * 2  # type: ignore[attr-defined]
+
+    class Local:
+        def __getitem__(self, index: int) -> np.ndarray:
+            return dataset.scale(dataset[index])  # type: ignore[attr-defined]
+
+    with fresh_process_pool(Local(), workers=2) as pool:
+        batches = list(pool.run_epoch(0, range(4)))
+    for index, batch in enumerate(batches):
+        assert_same_batch(batch, expected(index, kind="array") * 2)
 
 
 def test_unpicklable_datasets_are_refused_with_the_fix() -> None:
-    class Local:
-        def __getitem__(self, index: int) -> np.ndarray:
-            return np.array([index])
-
-    with pytest.raises(TypeError, match=r"test_workers\.test_.*Local.*module level.*use_multi"):
-        WorkerPool(Local(), workers=1, use_multiprocessing=True)
     locked = Arrays()
     locked.lock = threading.Lock()  # type: ignore[attr-defined]
-    with pytest.raises(TypeError, match=r"Arrays: pickling it failed: cannot pickle '_thread"):
+    with pytest.raises(
+        TypeError, match=r"Arrays: pickling it failed: cannot pickle '_thread.*lazily.*threads"
+    ):
         WorkerPool(locked, workers=1, use_multiprocessing=True)
     pool = WorkerPool(Arrays(), workers=0, use_multiprocessing=True)  # no processes: fine
     with pytest.raises(TypeError, match="must be indexable"):
@@ -589,3 +600,77 @@ def test_a_large_dataset_whose_worker_dies_while_loading_does_not_hang_start() -
         pytest.raises(WorkerError, match=r"exited with code 5"),
     ):
         list(pool.run_epoch(0, range(3)))
+
+
+# -- order under failure, shipping the dataset, the worker's keras ---------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["threads-2", "processes-2"])
+def test_an_error_is_raised_only_after_every_batch_before_it(make_pool: Any, mode: str) -> None:
+    pool = make_pool(mode, FailsAfterSlow(slow=1, seconds=1.0))
+    delivered: list[int] = []
+    with pytest.raises(AugmentError, match=r"batch 2 is corrupt\n.*batch 2, epoch 0"):
+        for batch in pool.run_epoch(0, range(6)):
+            delivered.append(int(batch[0]))
+    assert delivered == [0, 1]  # batch 2 failed first, yet waited for the slow batch 1
+
+
+def identities(pool: WorkerPool, epoch: int) -> np.ndarray:
+    return np.stack(list(pool.run_epoch(epoch, range(4))))
+
+
+@pytest.mark.timeout(60)
+def test_an_unchanged_dataset_is_not_sent_again_and_a_changed_one_is() -> None:
+    dataset = Identity()
+    with fresh_process_pool(dataset, workers=1) as pool:
+        first = identities(pool, 0)
+        pool.update(dataset)  # what every epoch does
+        again = identities(pool, 1)
+        assert set(again[:, 1]) == set(first[:, 1])  # the worker kept its object
+        dataset.x[0] = 5.0  # on_epoch_end changed the large array in place
+        pool.update(dataset)
+        changed = identities(pool, 2)
+        dataset.tag = 7  # ... and then only small state
+        pool.update(dataset)
+        tagged = identities(pool, 3)
+    assert set(changed[:, 1]).isdisjoint(first[:, 1])  # reloaded
+    assert changed[0, 2] == 5.0 and changed[0, 3] == 5.0  # the new array, not the worker's writes
+    assert set(tagged[:, 4]) == {7.0} and tagged[0, 2] == 5.0
+    assert dataset.x[0] == 5.0 and first[0, 2] == 0.0  # the workers' writes stayed theirs
+
+
+@pytest.mark.timeout(60)
+def test_large_arrays_travel_once_through_shared_memory() -> None:
+    before = our_segments()
+    dataset = Identity(megabytes=8)
+    with fresh_process_pool(dataset, workers=2) as pool:
+        shipped = our_segments() - before  # the array's segment exists before any worker
+        assert len(shipped) == 1
+        (name,) = shipped
+        assert os.path.getsize(os.path.join(SHM_DIR, name)) >= dataset.x.nbytes
+        identities(pool, 0)
+    assert our_segments() <= before
+
+
+@pytest.mark.timeout(60)
+def test_workers_unpickle_a_pydataset_without_tensorflow() -> None:
+    pytest.importorskip("tensorflow")  # imported in this process, as in training
+    with fresh_process_pool(Imports(), workers=2) as pool:
+        rows = list(pool.run_epoch(0, range(4)))
+    for index, row in enumerate(rows):
+        assert row.tolist() == [index, True, False, False, False]
+
+
+@pytest.mark.timeout(60)
+def test_too_little_dev_shm_for_the_datasets_arrays_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shm, "shm_free_bytes", lambda: 2**20)
+    before = our_segments()
+    message = (
+        r"dataset's large arrays .* needs 8\.0 MB, but /dev/shm has only 1\.0 MB free.*threads"
+    )
+    with pytest.raises(shm.SharedMemoryError, match=message):
+        WorkerPool(Identity(megabytes=8), workers=1, use_multiprocessing=True)
+    assert our_segments() <= before

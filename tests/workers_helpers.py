@@ -11,11 +11,36 @@ import random
 import time
 from typing import Any
 
+import keras
 import numpy as np
 
 from feeders.workers import batch_rng
 
+_PyDataset = keras.utils.PyDataset
+
 KINDS = ("array", "tuple", "list", "dict")
+
+
+def worker_pids(parent: int | None = None) -> set[int]:
+    """Live worker processes (``feeders.workers._worker``) whose parent is ``parent``.
+
+    Zombies count: a worker that was never waited for is a leak too.
+    """
+    parent = os.getpid() if parent is None else parent
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                ppid = int(stat.read().rpartition(")")[2].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == parent and b"feeders.workers._worker" in command:
+            found.add(int(entry))
+    return found
 
 
 class AugmentError(Exception):
@@ -163,3 +188,42 @@ class BigDiesOnLoad(DiesOnLoad):
 
 def _exit_after(payload: str) -> None:
     os._exit(5)
+
+
+class FailsAfterSlow:
+    """Batch ``slow`` sleeps ``seconds``; batch ``slow + 1`` raises at once."""
+
+    def __init__(self, slow: int = 1, seconds: float = 1.0) -> None:
+        self.slow, self.seconds = slow, seconds
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index == self.slow:
+            time.sleep(self.seconds)
+        if index == self.slow + 1:
+            raise AugmentError(f"batch {index} is corrupt")
+        return np.array([index])
+
+
+class Identity:
+    """Batch ``i``: ``[i, id of the dataset object in the worker, x[0], x.sum()]``."""
+
+    def __init__(self, megabytes: int = 8) -> None:
+        self.x = np.zeros(megabytes * 2**20 // 8, np.float64)
+        self.tag = 0
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        row = np.array([index, id(self), self.x[0], self.x.sum(), self.tag], np.float64)
+        self.x[0] += 1000  # a worker's write stays in its own copy
+        return row
+
+
+class Imports(_PyDataset):
+    """A ``keras.utils.PyDataset``: which heavy modules a worker imported to build a batch."""
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        import sys
+
+        keras_module = sys.modules.get("keras")
+        lite = type(keras_module).__module__ == "feeders.workers._keras_lite"
+        heavy = [name in sys.modules for name in ("tensorflow", "jax", "torch")]
+        return np.array([index, lite, *heavy])

@@ -9,18 +9,19 @@ an error, Ctrl-C) has one place to get right. The worker's side is
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import multiprocessing
 import os
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from typing import Any
 
-from feeders.errors import WorkerError, where
+from feeders.errors import RemoteFailure, WorkerError, where
 from feeders.workers._base import JOIN_S, POLL_S, Batch, Dataset, EpochStats
-from feeders.workers._worker import MAX_QUEUED, TASK, pickle_dataset, worker_main
+from feeders.workers._interrupt import Bell, raise_if_interrupted, watch_sigint
+from feeders.workers._launch import Lifeline, WorkerProcess
+from feeders.workers._serialize import Shipment
+from feeders.workers._worker import MAX_QUEUED, TASK
 from feeders.workers.shm import SlotPool, slot_bytes_for
 
 __all__ = ["ProcessWorkers"]
@@ -29,15 +30,13 @@ __all__ = ["ProcessWorkers"]
 logger = logging.getLogger("feeders.workers.pool")
 
 # NOTE [ start method ]
-# Workers are started with "spawn": a fresh interpreter that inherits no threads
-# and no locks. TensorFlow is usually imported in the parent, and forking a
-# process with TF's thread pools can deadlock the child (a lock held by a thread
-# that does not exist there). "forkserver" is not safer here: by default its
-# server imports __main__ (the user's script, hence TF) and forks from that.
-# Spawn costs a re-import per worker, paid once since workers live across
-# epochs, and needs a picklable dataset and an `if __name__ == "__main__":`
-# guard in scripts (the same rules as on macOS and Windows).
-_CONTEXT = multiprocessing.get_context("spawn")
+# Workers are fresh interpreters (feeders.workers._launch), never forks: TensorFlow
+# is usually imported in the parent, and forking a process with TF's thread pools
+# can deadlock the child (a lock held by a thread that does not exist there).
+# Unlike multiprocessing's "spawn", they do not re-run the user's main module, so
+# scripts need no `if __name__ == "__main__":` guard and notebooks work; the
+# dataset travels by value where needed (feeders.workers._serialize). Workers
+# live across epochs, so the start-up is paid once.
 
 
 class ProcessWorkers:
@@ -51,9 +50,13 @@ class ProcessWorkers:
         self._in_flight = min(max_queue_size, MAX_QUEUED)
         self._seed = seed
         self._dataset = dataset
-        self._payload: bytes | None = pickle_dataset(dataset)  # kept until sent
-        self._sent_digest: bytes | None = None
-        self._procs: list[BaseProcess] = []
+        self._shipment = Shipment()
+        self._shipment.prepare(dataset)  # a TypeError now, not in the first epoch
+        self._fresh = True  # the shipment holds the dataset workers should load next
+        self._lifeline: Lifeline | None = None
+        self._bell = Bell()  # NOTE [ Ctrl-C in a pool thread ]
+        watch_sigint()
+        self._procs: list[WorkerProcess] = []
         self._control: list[Connection] = []  # parent -> one worker
         self._results: list[Connection] = []  # one worker -> parent
         self._tasks: Connection | None = None  # parent -> any worker; NOTE [ one shared task pipe ]
@@ -70,20 +73,21 @@ class ProcessWorkers:
     # -- the backend protocol ---------------------------------------------------------
 
     def update(self, dataset: Dataset) -> None:
-        self._payload = pickle_dataset(dataset)
         self._dataset = dataset
+        self._fresh = False  # prepared by the next begin(), when no batch is being built
 
     def begin(self, dataset: Dataset, epoch: int, order: list[int], stats: EpochStats) -> None:
-        payload = self._payload if self._payload is not None else pickle_dataset(self._dataset)
-        self._payload = None
-        digest = hashlib.blake2b(payload, digest_size=16).digest()
+        # NOTE [ ship what changed ]: the state is pickled again (cheap: large arrays
+        # are out of band) and each large array compared with its segment; workers
+        # are told only when something changed (feeders.workers._serialize).
+        changed = self._fresh or self._shipment.prepare(self._dataset)
+        self._fresh = True
         self._job = (epoch, order, stats)
         self._ready, self._slot_of, self._dispatched = {}, {}, 0
         if not self._procs:
-            self._launch(payload)
-        elif digest != self._sent_digest:
-            self._tell_all(("dataset", payload))
-        self._sent_digest = digest
+            self._launch()
+        elif changed:
+            self._tell_all(self._shipment.message())
 
     def next(self, position: int) -> Batch:
         assert self._job is not None
@@ -96,14 +100,23 @@ class ProcessWorkers:
             self._receive(block=True)
             self._dispatch(position)
         batch = self._ready.pop(position)
+        if isinstance(batch, _Failed):
+            # NOTE [ errors in order ]: raised when its turn comes, after every batch before it
+            batch.failure.reraise(batch.context)
         self._dispatch(position + 1)
         return batch
 
     def abort(self) -> None:
-        self.shutdown()  # workers may be mid-batch: restarting is simpler than draining
+        self._stop()  # workers may be mid-batch: restarting is simpler than draining
 
     def shutdown(self) -> None:
-        """Stop every worker (politely, then SIGTERM, then SIGKILL) and unlink the segment."""
+        """Stop the workers and unlink every segment (slots and the dataset's arrays)."""
+        self._stop()
+        self._shipment.close()
+        self._bell.close()
+
+    def _stop(self) -> None:
+        """Stop every worker (politely, then SIGTERM, then SIGKILL) and unlink the slots."""
         procs, self._procs = self._procs, []
         for control in self._control:
             with contextlib.suppress(OSError):  # that worker is gone already
@@ -119,46 +132,48 @@ class ProcessWorkers:
             if process.is_alive():
                 process.kill()
                 process.join()
+        for process in procs:
+            process.close()
+        if self._lifeline is not None:
+            self._lifeline.close()
+            self._lifeline = None
         for conn in [*self._control, *self._results, *([self._tasks] if self._tasks else [])]:
             conn.close()
         self._control, self._results, self._tasks = [], [], None
         self._started, self._current = [], []
-        self._sent_digest, self._job, self._ready, self._slot_of = None, None, {}, {}
+        self._job, self._ready, self._slot_of = None, {}, {}
         if self._slots is not None:
             self._slots.close()  # after the workers are gone, so none can attach any more
             self._slots = None
 
     # -- internals --------------------------------------------------------------------
 
-    def _launch(self, payload: bytes) -> None:
+    def _launch(self) -> None:
         # NOTE [ the dataset travels on the control pipe ]
-        # Not in the Process arguments: spawn writes those to the child while the
-        # parent still holds the pipe's read end, so a payload over the pipe
-        # buffer (64 KiB: a few thousand file paths) blocks start() until the child
-        # has imported __main__ (workers then start one after the other), and
-        # forever if the child dies first. Sent after every start(), a child that
-        # died is an EPIPE here, hence a WorkerError.
-        task_reader, self._tasks = _CONTEXT.Pipe(duplex=False)
+        # Not on the command line: sent after every start, a child that died is an
+        # EPIPE here, hence a WorkerError; its large arrays are in shared memory.
+        self._lifeline = Lifeline()
+        task_reader, self._tasks = _pipe()
         try:
             for worker in range(self._workers):
-                self._start(worker, task_reader)
+                self._start(worker, self._lifeline, task_reader)
         finally:
             task_reader.close()
-        self._tell_all(("dataset", payload))
+            self._lifeline.started()
+        self._tell_all(self._shipment.message())
         if self._slot_bytes:
             self._allocate_slots()
 
-    def _start(self, worker: int, task_reader: Connection) -> None:
-        control_reader, control = _CONTEXT.Pipe(duplex=False)
-        results, results_writer = _CONTEXT.Pipe(duplex=False)
-        process = _CONTEXT.Process(
-            target=worker_main,
-            args=(worker, self._seed, control_reader, task_reader, results_writer),
-            name=f"feeders-worker-{worker}",
-            daemon=True,
-        )
+    def _start(self, worker: int, lifeline: Lifeline, task_reader: Connection) -> None:
+        control_reader, control = _pipe()
+        results, results_writer = _pipe()
         try:
-            process.start()
+            process = WorkerProcess(
+                f"feeders-worker-{worker}",
+                lifeline,
+                (control_reader.fileno(), task_reader.fileno(), results_writer.fileno()),
+                (worker, self._seed),
+            )
         except BaseException:
             control.close()
             results.close()
@@ -179,7 +194,7 @@ class ProcessWorkers:
         self._slots = SlotPool(self._in_flight, self._slot_bytes)
         self._tell_all(("slots", (self._slots.name, self._slot_bytes)))
 
-    def _tell_all(self, message: tuple[str, Any]) -> None:
+    def _tell_all(self, message: tuple[Any, ...]) -> None:
         for worker, control in enumerate(self._control):
             try:
                 control.send(message)
@@ -213,14 +228,17 @@ class ProcessWorkers:
         stats = self._job[2]
         sentinels = {process.sentinel: w for w, process in enumerate(self._procs)}
         started = time.perf_counter()
-        signalled = wait([*self._results, *sentinels], POLL_S if block else 0)
+        bell = self._bell.fileno()
+        signalled = wait([*self._results, *sentinels, bell], POLL_S if block else 0)
         if block:
             stats.wait_s += time.perf_counter() - started
+        if bell in signalled:
+            raise_if_interrupted(self._bell)
         for worker, conn in enumerate(self._results):
             if conn in signalled:
                 self._drain(worker)
         for sentinel in signalled:
-            if isinstance(sentinel, int):
+            if isinstance(sentinel, int) and sentinel in sentinels:
                 self._drain(sentinels[sentinel])  # what it sent before dying comes first
                 self._died(sentinels[sentinel])
         if block and not signalled:
@@ -256,11 +274,12 @@ class ProcessWorkers:
         if kind == "fatal":
             failure, doing = payload
             failure.reraise(f"{where(worker)} (pid {pid}), {doing}")
-        if kind == "error":
-            payload.reraise(f"{where(worker, order[position], epoch)} (pid {pid})")
         self._current[worker] = None
         slot = self._slot_of.pop(position)
-        if kind == "shm":
+        if kind == "error":
+            context = f"{where(worker, order[position], epoch)} (pid {pid})"
+            self._ready[position] = _Failed(payload, context)
+        elif kind == "shm":
             assert self._slots is not None and slot is not None
             self._ready[position] = self._slots.read(slot, payload)
         else:
@@ -304,3 +323,17 @@ class ProcessWorkers:
             batch=order[position] if position is not None else None,
             started=self._started[worker],
         )
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A batch whose ``__getitem__`` raised, kept in its place until the consumer gets there."""
+
+    failure: RemoteFailure
+    context: str
+
+
+def _pipe() -> tuple[Connection, Connection]:
+    """A one-way pipe (reader, writer) whose ends a worker can be passed by number."""
+    reader, writer = os.pipe()
+    return Connection(reader, writable=False), Connection(writer, readable=False)

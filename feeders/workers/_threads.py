@@ -16,6 +16,7 @@ from typing import TypeAlias
 from feeders.errors import raise_with_context, where
 from feeders.workers._base import Batch, Dataset, EpochStats
 from feeders.workers._fetch import fetch, local
+from feeders.workers._interrupt import Bell, raise_if_interrupted, watch_sigint
 
 __all__ = ["InCaller", "ThreadWorkers"]
 
@@ -53,6 +54,7 @@ class InCaller:
         self._job = None
 
 
+_BELL_S = 0.2  # how often a blocked wait looks for Ctrl-C
 _ThreadResult: TypeAlias = tuple[int, Batch, Exception | None]
 
 
@@ -68,6 +70,8 @@ class ThreadWorkers:
             collections.deque()
         )
         self._job: tuple[Dataset, int, list[int], EpochStats] | None = None
+        self._bell = Bell()
+        watch_sigint()
 
     def begin(self, dataset: Dataset, epoch: int, order: list[int], stats: EpochStats) -> None:
         if self._executor is None:
@@ -88,13 +92,20 @@ class ThreadWorkers:
         stats.requests += 1
         stats.occupancy_sum += sum(future.done() for future in self._pending)
         started = time.perf_counter()
-        worker, batch, error = self._pending.popleft().result()
+        worker, batch, error = self._result(self._pending.popleft())
         stats.wait_s += time.perf_counter() - started
         if error is not None:
             raise_with_context(error, where(worker, order[position], epoch))
         stats.batches_per_worker[worker] += 1
         self._top_up(position + 1)  # keep max_queue_size building while the consumer works
         return batch
+
+    def _result(self, future: concurrent.futures.Future[_ThreadResult]) -> _ThreadResult:
+        while True:
+            try:
+                return future.result(timeout=_BELL_S)
+            except concurrent.futures.TimeoutError:
+                raise_if_interrupted(self._bell)  # NOTE [ Ctrl-C in a pool thread ]
 
     def _top_up(self, yielded: int) -> None:
         assert self._executor is not None and self._job is not None
@@ -118,6 +129,7 @@ class ThreadWorkers:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+        self._bell.close()
 
 
 def _number_thread(numbers: Iterator[int]) -> None:

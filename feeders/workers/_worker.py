@@ -1,27 +1,29 @@
 """Inside a worker process: take tasks from the shared pipe, fetch, reply through a slot.
 
 Why apart from the parent's side (:mod:`feeders.workers._processes`): this is
-the code a spawned interpreter runs, with the wire formats both sides agree on
-(the task record, the pickled dataset); it changes when the protocol does, not
-when the parent's bookkeeping does.
+the code a worker interpreter runs, with the task record both sides agree on;
+it changes when the protocol does, not when the parent's bookkeeping does. It
+imports neither TensorFlow nor Keras (NOTE [ the worker's keras ]).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import signal
 import struct
 import sys
 from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from feeders.errors import RemoteFailure
-from feeders.workers._base import POLL_S, Dataset
+from feeders.workers._base import POLL_S
 from feeders.workers._fetch import fetch
+from feeders.workers._launch import watch_parent
+from feeders.workers._serialize import load
 from feeders.workers.shm import SlotWriter
 
-__all__ = ["MAX_QUEUED", "TASK", "pickle_dataset", "worker_main"]
+__all__ = ["MAX_QUEUED", "TASK", "boot", "worker_main"]
 
 # NOTE [ one shared task pipe ]
 # Every worker reads tasks from one pipe, so a free worker takes the next batch
@@ -37,23 +39,20 @@ TASK = struct.Struct("<qqqq")  # epoch, position, index, slot (-1: send it pickl
 MAX_QUEUED = 1024
 
 
-def pickle_dataset(dataset: Dataset) -> bytes:
-    """The dataset as sent to worker processes, or a TypeError that says how to fix it."""
-    cls = type(dataset)
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    main = sys.modules.get("__main__")
-    if cls.__module__ == "__main__" and not getattr(main, "__file__", None):
-        reason = "its class lives in an interactive session, which worker processes cannot import"
-    else:
-        try:
-            return pickle.dumps(dataset, protocol=pickle.HIGHEST_PROTOCOL)
-        except (pickle.PicklingError, TypeError, AttributeError) as err:
-            reason = f"pickling it failed: {err}"
-    raise TypeError(
-        f"`dataset` must be picklable to run in worker processes (use_multiprocessing=True), "
-        f"but got dataset of type {name}: {reason}. Define the class at module level in an "
-        "importable file (not inside a function or a notebook) and keep open files, locks and "
-        "generators out of its attributes, or pass use_multiprocessing=False to use threads."
+def boot() -> None:
+    """The worker interpreter's entry point (see :mod:`feeders.workers._launch`).
+
+    ``argv``: the lifeline, the sentinel, the control, task and results pipes,
+    then the worker's number and the pool's seed.
+    """
+    lifeline, _sentinel, control, tasks, results, worker, seed = map(int, sys.argv[1:8])
+    watch_parent(lifeline)
+    worker_main(
+        worker,
+        seed,
+        Connection(control, writable=False),
+        Connection(tasks, writable=False),
+        Connection(results, readable=False),
     )
 
 
@@ -69,8 +68,9 @@ def worker_main(
     The first control message is the dataset (NOTE [ the dataset travels on the
     control pipe ], in :mod:`feeders.workers._processes`).
     """
-    # NOTE [ workers ignore SIGINT ]: Ctrl-C reaches the whole process group; the
-    # parent decides what happens, instead of every worker printing a traceback.
+    # NOTE [ workers ignore SIGINT ]: workers run in a session of their own, so a
+    # terminal's Ctrl-C reaches the parent only, which decides what happens; a
+    # SIGINT sent to a worker itself is ignored too, instead of a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     writer = SlotWriter()
     try:
@@ -78,7 +78,7 @@ def worker_main(
         if message is None:
             return  # shut down before it was sent anything
         try:
-            dataset = pickle.loads(message[1])
+            dataset = load(message)
         except Exception as err:
             failure = RemoteFailure.capture(err)
             results.send(("fatal", None, (failure, "while unpickling the dataset")))
@@ -93,21 +93,18 @@ def worker_main(
 
 
 def _serve(
-    dataset: Dataset,
+    dataset: Any,
     seed: int,
     control: Connection,
     tasks: Connection,
     results: Connection,
     writer: SlotWriter,
 ) -> None:
-    parent = multiprocessing.parent_process()
     os.set_blocking(tasks.fileno(), False)  # idle workers race for each task; losers go back
     slots: tuple[str, int] = ("", 0)
     while True:
         if not wait([control, tasks], POLL_S):
-            if parent is not None and not parent.is_alive():
-                return  # orphaned: the parent was killed without shutting us down
-            continue
+            continue  # an orphan exits through its lifeline (feeders.workers._launch)
         if control.poll():  # NOTE [ one shared task pipe ]: control first
             message = control.recv()
             if message is None:
@@ -115,8 +112,9 @@ def _serve(
             if message[0] == "slots":
                 slots = message[1]
                 continue
+            dataset = None  # drop the old mappings before the new ones are made
             try:
-                dataset = pickle.loads(message[1])
+                dataset = load(message)
             except Exception as err:
                 results.send(("fatal", None, (RemoteFailure.capture(err), "in update()")))
                 return

@@ -34,8 +34,8 @@ class WorkerPool:
     """Yield ``dataset[i]`` for each index of an epoch, built ahead by ``workers`` workers.
 
     Args:
-        dataset: indexable by batch number; must pickle when
-            ``use_multiprocessing=True`` (define its class at module level).
+        dataset: indexable by batch number; must pickle (by value is fine:
+            notebook classes, lambdas) when ``use_multiprocessing=True``.
         workers: threads or processes; ``0`` fetches in the calling thread, the
             reference behaviour the others match batch for batch.
         use_multiprocessing: processes instead of threads, for Python-heavy
@@ -103,6 +103,8 @@ class WorkerPool:
             RuntimeError: the pool is closed.
             ValueError: ``epoch`` or an index is negative.
             WorkerError: a worker process died (signal or exit code).
+            TypeError: the dataset given to :meth:`update` cannot be pickled.
+            SharedMemoryError: ``/dev/shm`` cannot hold the dataset's large arrays or the slots.
             Whatever ``dataset[i]`` raised, same type, with worker, batch and epoch
             (and the worker's traceback, for processes) in the message.
         """
@@ -127,11 +129,12 @@ class WorkerPool:
         """Use ``dataset`` from the next :meth:`run_epoch` on.
 
         Why: ``on_epoch_end()`` runs in the parent, and worker processes hold
-        their own copy, so the new state is pickled now and sent to them (only
-        when its bytes changed) before the next epoch's first task.
+        their own copy, so the next epoch first compares the dataset with what
+        the workers hold and sends only what changed (NOTE [ ship what changed ]).
 
         Raises:
-            TypeError: ``dataset`` cannot be indexed, or pickled for processes.
+            TypeError: ``dataset`` cannot be indexed. (One that no longer
+                pickles for processes raises TypeError from the next :meth:`run_epoch`.)
         """
         _check_dataset(dataset)
         self._backend.update(dataset)

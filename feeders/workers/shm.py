@@ -12,6 +12,7 @@ The parent owns the segment: it creates it (:class:`SlotPool`), checks that
 
 from __future__ import annotations
 
+import _posixshmem
 import contextlib
 import errno
 import mmap
@@ -33,9 +34,12 @@ __all__ = [
     "ShmLeaf",
     "SlotPool",
     "SlotWriter",
+    "data_segment",
     "layout",
     "map_leaves",
+    "open_segment",
     "shm_free_bytes",
+    "shm_full",
     "slot_bytes_for",
 ]
 
@@ -126,10 +130,7 @@ class SlotPool:
         free = shm_free_bytes()
         if free is not None and total > free:
             raise _too_small(slots, slot_bytes, free)
-        name = f"{NAME_PREFIX}{os.getpid()}_{secrets.token_hex(6)}"
-        self._shm: shared_memory.SharedMemory | None = shared_memory.SharedMemory(
-            name=name, create=True, size=total
-        )
+        self._shm: shared_memory.SharedMemory | None = _create(total)
         self.name = self._shm.name
         try:
             _reserve(self.name, total)
@@ -191,6 +192,51 @@ def _reserve(name: str, size: int) -> None:
         os.close(fd)
 
 
+def _create(size: int) -> shared_memory.SharedMemory:
+    name = f"{NAME_PREFIX}{os.getpid()}_{secrets.token_hex(6)}"
+    return shared_memory.SharedMemory(name=name, create=True, size=size)
+
+
+def data_segment(nbytes: int) -> shared_memory.SharedMemory:
+    """An empty segment for one large array of the dataset (:mod:`feeders.workers._serialize`).
+
+    Its pages are allocated as the array is written into it (with ``pwrite``,
+    which reports a full ``/dev/shm`` as ENOSPC: :func:`shm_full`).
+
+    Raises:
+        SharedMemoryError: ``/dev/shm`` has less than ``nbytes`` free.
+    """
+    free = shm_free_bytes()
+    if free is not None and nbytes > free:
+        raise shm_full(nbytes)
+    return _create(nbytes)
+
+
+def shm_full(nbytes: int) -> SharedMemoryError:
+    """The error for a dataset array that does not fit in ``/dev/shm``."""
+    return SharedMemoryError(
+        errno.ENOSPC,
+        f"Worker processes share the dataset's large arrays through {SHM_DIR}, and one of "
+        f"them needs {_mb(nbytes)}, but {SHM_DIR} has only {_mb(shm_free_bytes() or 0)} "
+        f"free. Enlarge {SHM_DIR} (e.g. `docker run --shm-size=2g`), load the arrays "
+        "lazily in __getitem__ (np.load(path, mmap_mode='r')), or pass "
+        "use_multiprocessing=False to use threads.",
+    )
+
+
+def open_segment(name: str, flags: int) -> int:
+    """A file descriptor on the parent's segment ``name``, for a worker to map.
+
+    NOTE [ workers never touch a resource tracker ]
+    ``SharedMemory(name)`` would register the segment with a resource tracker
+    (Python < 3.13), and a worker started without the parent's tracker would
+    start its own, which unlinks the segment when the worker exits. Workers
+    only open and map; the parent creates, unlinks, and its tracker cleans up
+    after a parent that was killed.
+    """
+    return int(_posixshmem.shm_open("/" + name.lstrip("/"), flags, mode=0o600))
+
+
 def _too_small(slots: int, slot_bytes: int, free: int) -> SharedMemoryError:
     fitting = free // slot_bytes if slot_bytes else slots
     return SharedMemoryError(
@@ -208,7 +254,7 @@ class SlotWriter:
 
     def __init__(self) -> None:
         self._name: str | None = None
-        self._shm: shared_memory.SharedMemory | None = None
+        self._map: mmap.mmap | None = None
 
     def write(self, name: str, slot: int, slot_bytes: int, batch: Tree) -> Tree | None:
         """Copy ``batch``'s arrays into ``slot``; the layout tree, or ``None`` if it does not fit."""
@@ -216,7 +262,7 @@ class SlotWriter:
         specs, needed = layout(leaves)
         if needed > slot_bytes:
             return None
-        buf = self._attach(name).buf
+        buf = self._attach(name, slot_bytes * (slot + 1))
         base = slot * slot_bytes
         for leaf, spec in zip(leaves, specs, strict=True):
             if spec is not None:
@@ -227,22 +273,21 @@ class SlotWriter:
         )
         return map_leaves(lambda _: next(described), batch)
 
-    def _attach(self, name: str) -> shared_memory.SharedMemory:
-        # NOTE [ attaching without the resource tracker's interference ]
-        # Attaching registers the name with the resource tracker (Python < 3.13).
-        # Spawned workers share the parent's tracker, whose registry is a set, so
-        # this registration is a no-op and must NOT be undone here: unregistering
-        # in a worker would drop the parent's own entry (the tracker then prints a
-        # KeyError when the parent unlinks, and stops cleaning up after a crashed
-        # parent). The parent unlinks, after its workers have exited.
+    def _attach(self, name: str, at_least: int) -> mmap.mmap:
+        # NOTE [ workers never touch a resource tracker ]
         if self._name != name:
             self.close()
-            self._shm = shared_memory.SharedMemory(name=name)
+            fd = open_segment(name, os.O_RDWR)
+            try:
+                self._map = mmap.mmap(fd, os.fstat(fd).st_size)
+            finally:
+                os.close(fd)
             self._name = name
-        assert self._shm is not None
-        return self._shm
+        assert self._map is not None and len(self._map) >= at_least
+        return self._map
 
     def close(self) -> None:
-        shm, self._shm, self._name = self._shm, None, None
-        if shm is not None:
-            shm.close()
+        mapped, self._map, self._name = self._map, None, None
+        if mapped is not None:
+            with contextlib.suppress(BufferError):  # a batch view is still alive
+                mapped.close()
