@@ -4,12 +4,11 @@ Why subprocesses: each suite times its loaders in a fresh interpreter (no
 TensorFlow state, threads or caches carried over from the suite before), and
 a suite that crashes or hangs costs its own row, not the run.
 
-The suites live in the source checkout's ``benchmarks/`` folder, found next to
-the installed package (an editable install) or given with ``--benchmarks``.
-``FEEDERS_BENCH_PATH`` (folders separated by ``os.pathsep``) adds suites of
-one's own: a ``bench_<name>.py`` there runs as a script, with the checkout on
-``PYTHONPATH`` so it can use ``benchmarks._timing``. Every suite prints one
-JSON object per line (``benchmarks._timing.emit``); rows with ``"skipped"``
+The suites ship inside the package (``feeders/benchmarks/``), or another
+folder is given with ``--benchmarks``. ``FEEDERS_BENCH_PATH`` (folders
+separated by ``os.pathsep``) adds suites of one's own: a ``bench_<name>.py``
+there runs as a script and can use ``feeders.benchmarks._timing``. Every suite
+prints one JSON object per line (``feeders.benchmarks._timing.emit``); rows with ``"skipped"``
 are notes about baselines that could not run here.
 """
 
@@ -41,22 +40,17 @@ Row = dict[str, Any]
 
 
 def find_benchmarks(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The ``benchmarks/`` folder of the source checkout.
+    """The folder of benchmark suites: the package's own, or ``explicit``.
 
     Raises:
-        FileNotFoundError: the package is not installed from a checkout (editable)
-            and no folder was given; the message says how to point at one.
+        FileNotFoundError: ``explicit`` is not a suites folder (no ``_timing.py``).
     """
-    candidate = (
-        Path(explicit)
-        if explicit is not None
-        else Path(__file__).resolve().parents[1] / "benchmarks"
-    )
+    candidate = Path(explicit) if explicit is not None else Path(__file__).parent / "benchmarks"
     if not (candidate / "_timing.py").is_file():
         raise FileNotFoundError(
-            f"`feeders bench` needs the benchmarks/ folder of a feeders source checkout, but "
-            f"found none at {candidate} (no _timing.py there). Install feeders from a checkout "
-            "with `pip install -e .`, or pass --benchmarks /path/to/feeders/benchmarks."
+            f"`--benchmarks` must be a folder of benchmark suites with a _timing.py, but "
+            f"found none at {candidate}. Leave --benchmarks out to run the suites that ship "
+            "with feeders."
         )
     return candidate.resolve()
 
@@ -86,8 +80,9 @@ def run_suite(
 
     ``on_line`` gets each line the suite writes to stderr (its progress).
     """
-    root = benchmarks.parent
-    script = ["-m", f"benchmarks.bench_{name}"] if path.parent == benchmarks else [str(path)]
+    root = Path(__file__).resolve().parents[1]  # the folder that holds this feeders package
+    own = path.parent == Path(__file__).resolve().parent / "benchmarks"
+    script = ["-m", f"feeders.benchmarks.bench_{name}"] if own else [str(path)]
     command = [sys.executable, *script, *(["--quick"] if quick else [])]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)

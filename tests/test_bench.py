@@ -94,8 +94,10 @@ def test_the_suites_run_in_the_documented_order(fakes: None) -> None:
     assert {"arrays", "images", "transport", "monitor", "fake"} <= set(suites)
 
 
-def test_no_checkout_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"needs the benchmarks/ folder.*pip install -e \."):
+def test_a_folder_without_suites_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        FileNotFoundError, match=r"`--benchmarks` must be a folder .*Leave --benchmarks out"
+    ):
         bench.find_benchmarks(tmp_path)
 
 

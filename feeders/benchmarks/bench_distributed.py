@@ -16,7 +16,7 @@ Rows (images/s unless stated, interleaved repeats, JSON lines on stdout, a table
 Every epoch is a new service job (as each `fit` epoch is). On a machine with few cores the
 workers and the client share them: more workers add no CPU.
 
-Run: `python -m benchmarks.bench_distributed [--quick]` (`--quick`: 128 files, 1 repeat).
+Run: `python -m feeders.benchmarks.bench_distributed [--quick]` (`--quick`: 128 files, 1 repeat).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks._timing import Measurement, emit, environment, interleaved, ratio_row
-from benchmarks.bench_images import image_files
+from feeders.benchmarks._timing import Measurement, emit, environment, interleaved, ratio_row
+from feeders.benchmarks.bench_images import image_files
 
 SUITE = "distributed"
 IMAGE_SIZE = (200, 200)

@@ -5,7 +5,7 @@
 (b) one epoch of plain NumPy batches vs ``get_numpy_iterator()`` — target ≥ 1×;
 (c) one ``fit`` epoch through the feeder vs ``fit`` on the arrays — target ≤ 1.05×.
 
-Run: ``python -m benchmarks.bench_arrays [--quick]`` (JSON lines on stdout).
+Run: ``python -m feeders.benchmarks.bench_arrays [--quick]`` (JSON lines on stdout).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks._timing import Measurement, emit, interleaved, ratio_row
+from feeders.benchmarks._timing import Measurement, emit, interleaved, ratio_row
 
 SUITE = "arrays"
 

@@ -8,7 +8,7 @@
     whether the generator path (``from_generator``) is the bottleneck.
 
 The four ``fit`` runs alternate (interleaved repeats) with identically
-initialised models. Run: ``python -m benchmarks.bench_sources [--quick]``
+initialised models. Run: ``python -m feeders.benchmarks.bench_sources [--quick]``
 (JSON lines on stdout, a summary on stderr); ``FEEDERS_DATA_DIR`` points at full
 MNIST, else the bundled sample is used.
 """
@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 
-from benchmarks._timing import Measurement, emit, interleaved, ratio_row
+from feeders.benchmarks._timing import Measurement, emit, interleaved, ratio_row
 
 SUITE = "sources"
 BATCH = 64

@@ -14,7 +14,7 @@
     (batches per worker, mean queue occupancy, seconds the consumer waited).
 
 Fits and drains alternate (interleaved repeats), models identically initialised.
-Run: ``python -m benchmarks.bench_monitor [--quick]`` (JSON lines on stdout);
+Run: ``python -m feeders.benchmarks.bench_monitor [--quick]`` (JSON lines on stdout);
 ``FEEDERS_DATA_DIR`` points at full MNIST, else the bundled sample is used.
 """
 
@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from benchmarks._timing import Measurement, emit, interleaved, ratio_row
+from feeders.benchmarks._timing import Measurement, emit, interleaved, ratio_row
 from feeders.workers import batch_rng
 
 SUITE = "monitor"
