@@ -1,5 +1,8 @@
 """``feeders bench``: run the benchmark suites side by side; a table, JSON lines and a chart.
 
+``feeders bench --feeder package.module:function`` profiles the user's own
+pipeline instead (:func:`profile`, from :mod:`feeders.profiler`).
+
 Why subprocesses: each suite times its loaders in a fresh interpreter (no
 TensorFlow state, threads or caches carried over from the suite before), and
 a suite that crashes or hangs costs its own row, not the run.
@@ -15,7 +18,9 @@ are notes about baselines that could not run here.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
+import io
 import json
 import os
 import signal
@@ -28,7 +33,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "find_benchmarks", "find_suites", "run_suite"]
+from feeders.profiler import Profile, Trial, profile, takes_worker_options
+
+__all__ = [
+    "Profile",
+    "Trial",
+    "add_parser",
+    "find_benchmarks",
+    "find_suites",
+    "profile",
+    "render_profile",
+    "run_suite",
+]
 
 ORDER = ("arrays", "sources", "images", "transport", "monitor", "distributed")
 """Suites run in this order; any other ``bench_*.py`` found runs after them, by name."""
@@ -145,12 +161,117 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--benchmarks", default=None, help="the checkout's benchmarks/ folder")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per suite")
+    p.add_argument(
+        "--feeder",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="profile your own pipeline instead: a function returning a feeder or anything "
+        "feeders.adapt accepts (given workers= and use_multiprocessing= keywords if it takes them)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="with --feeder: a function returning a compiled Keras model (adds a short fit "
+        "and its data-wait fraction)",
+    )
+    p.add_argument(
+        "--budget", type=float, default=30.0, help="with --feeder: seconds for the whole profile"
+    )
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     p.set_defaults(run=main)
     return p
 
 
+def resolve(spec: str, option: str) -> Any:
+    """``package.module:function`` → that object, importing from the current folder too.
+
+    Raises:
+        ValueError: ``spec`` is not ``module:function`` or names nothing there.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(
+            f"`{option}` must be package.module:function, but got {option}={spec!r}. "
+            "Name the module and the function, e.g. my_project.data:make_feeder."
+        )
+    if os.getcwd() not in sys.path:  # a console script does not put the current folder there
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        names = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise ValueError(
+            f"`{option}` names {attribute!r}, which module {module_name!r} does not define; it "
+            f"has {names}."
+        ) from None
+
+
+def profile_command(args: argparse.Namespace) -> int:
+    """``feeders bench --feeder``: profile the user's pipeline, print the table and advice."""
+    from rich.console import Console
+
+    make = resolve(args.feeder, "--feeder")
+    source = make if callable(make) and takes_worker_options(make) else make()
+    model = resolve(args.model, "--model")() if args.model else None
+    console = Console(width=min(Console().width, 120))
+    with console.status(f"profiling {args.feeder} (budget {args.budget:.0f} s)"):
+        found = profile(source, model=model, budget_s=args.budget)
+    console.print(profile_table(found))
+    console.print(f"recommended: {found.recommendation}", markup=False)
+    return 0
+
+
+def profile_table(found: Profile) -> Any:
+    """A rich table of a :class:`Profile`: one row per setting, the recommendation marked."""
+    from rich.table import Table
+    from rich.text import Text
+
+    images = found.baseline.images
+    grid = Table(title="feeders bench --feeder", title_justify="left")
+    grid.add_column("setting", no_wrap=True)
+    for column in ("batches/s", *(["images/s"] if images else []), "CPU ms/batch", "first batch s"):
+        grid.add_column(column, justify="right")
+    if found.data_wait:
+        grid.add_column("data wait", justify="right")
+    grid.add_column("note", overflow="fold")
+    for trial in found.trials:
+        label = Text(trial.label)
+        if trial.error is not None:
+            blanks = ["-"] * (len(grid.columns) - 2)
+            grid.add_row(label, *blanks, Text(trial.error[:160]), style="dim")
+            continue
+        figures = [f"{trial.batches_per_s:.4g}"]
+        figures += [f"{trial.images_per_s:.4g}"] if images else []
+        figures += [f"{trial.cpu_ms_per_batch:.3g}", f"{trial.first_batch_s:.2f}"]
+        if found.data_wait:
+            wait = found.data_wait.get(trial.label)
+            figures.append("" if wait is None else f"{wait:.2f}")
+        ratio = trial.batches_per_s / found.baseline.batches_per_s
+        note = f"{ratio:.2f}x workers=0" + (", recommended" if trial is found.recommended else "")
+        style = "bold green" if trial is found.recommended else None
+        grid.add_row(label, *figures, Text(note), style=style)
+    return grid
+
+
+def render_profile(found: Profile) -> str:
+    """The profile's table and recommendation as plain text (``str(profile)``)."""
+    from rich.console import Console
+
+    console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
+    console.print(profile_table(found))
+    console.print(f"recommended: {found.recommendation}", markup=False)
+    return console.export_text()
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the suites; 0 when every suite ran, 1 when any failed or was missing."""
+    """Run the suites; 0 when every suite ran, 1 when any failed or was missing.
+
+    With ``--feeder``: profile that pipeline instead (:func:`profile_command`).
+    """
+    if args.feeder is not None:
+        return profile_command(args)
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
