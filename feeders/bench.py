@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import io
 import json
 import os
 import signal
@@ -33,7 +32,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from feeders.bench_report import WIDTH, draw_chart, missed, profile_table, render_profile, table
 from feeders.profiler import Profile, Trial, profile, takes_worker_options
+from feeders.quiet import is_tf_log_line
 
 __all__ = [
     "Profile",
@@ -48,10 +49,28 @@ __all__ = [
 
 ORDER = ("arrays", "sources", "images", "transport", "monitor", "distributed")
 """Suites run in this order; any other ``bench_*.py`` found runs after them, by name."""
-CHARTED = ("images/s", "batches/s")
 TORCH_NOTE = "PyTorch not installed: DataLoader baselines skipped"
 PATH_ENV = "FEEDERS_BENCH_PATH"
 _DRAIN_S = 10.0  # how long to wait for a finished suite's last output
+TIMED_UNITS = ("s", "ms", "s/epoch", "cpu s/epoch", "ms/batch", "ms/image")
+"""Units of durations: a negative one is a suite's bug (a difference of noisy times), an error row."""
+
+# NOTE [ what --quick runs ]
+# `feeders bench --quick` must finish in about a minute on 2 cores, and each suite pays for
+# importing TensorFlow in its own interpreter. So --quick leaves out the tf.data service suite
+# (it starts a dispatcher and workers: ~50 s alone) and times the images suite's headline rows
+# only; naming suites with --suites runs exactly those, in quick mode, with nothing left out.
+QUICK_LEAVES_OUT = {
+    "distributed": "left out of --quick (tf.data service start-up, ~50 s): "
+    "run feeders bench --quick --suites distributed",
+}
+QUICK_ARGS = {
+    "images": [
+        "--only",
+        "ImageFileSequence[pil],tf.data hand-written,feeders pool(workers=2, mp) + PIL,"
+        "torch DataLoader(num_workers=2) + PIL",
+    ],
+}
 Row = dict[str, Any]
 
 
@@ -88,18 +107,21 @@ def run_suite(
     benchmarks: Path,
     *,
     quick: bool,
+    extra: Sequence[str] = (),
     timeout_s: float,
     on_line: Callable[[str], None] = lambda line: None,
     stderr_log: Path | None = None,
 ) -> list[Row]:
     """Run one suite in a subprocess; its JSON rows, or one error row if it failed.
 
-    ``on_line`` gets each line the suite writes to stderr (its progress).
+    ``on_line`` gets each line the suite writes to stderr (its progress), less
+    TensorFlow's C++ log lines (:func:`feeders.quiet.is_tf_log_line`), which only
+    ``stderr_log`` keeps. ``extra`` is appended to the suite's arguments.
     """
     root = Path(__file__).resolve().parents[1]  # the folder that holds this feeders package
     own = path.parent == Path(__file__).resolve().parent / "benchmarks"
     script = ["-m", f"feeders.benchmarks.bench_{name}"] if own else [str(path)]
-    command = [sys.executable, *script, *(["--quick"] if quick else [])]
+    command = [sys.executable, *script, *(["--quick"] if quick else []), *extra]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     process = subprocess.Popen(
@@ -119,7 +141,7 @@ def run_suite(
         with open(stderr_log or os.devnull, "w") as log:
             for line in process.stderr:
                 log.write(line)
-                if line.strip():
+                if line.strip() and not is_tf_log_line(line):
                     tail.append(line.rstrip())
                     on_line(line.strip())
 
@@ -223,48 +245,6 @@ def profile_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def profile_table(found: Profile) -> Any:
-    """A rich table of a :class:`Profile`: one row per setting, the recommendation marked."""
-    from rich.table import Table
-    from rich.text import Text
-
-    images = found.baseline.images
-    grid = Table(title="feeders bench --feeder", title_justify="left")
-    grid.add_column("setting", no_wrap=True)
-    for column in ("batches/s", *(["images/s"] if images else []), "CPU ms/batch", "first batch s"):
-        grid.add_column(column, justify="right")
-    if found.data_wait:
-        grid.add_column("data wait", justify="right")
-    grid.add_column("note", overflow="fold")
-    for trial in found.trials:
-        label = Text(trial.label)
-        if trial.error is not None:
-            blanks = ["-"] * (len(grid.columns) - 2)
-            grid.add_row(label, *blanks, Text(trial.error[:160]), style="dim")
-            continue
-        figures = [f"{trial.batches_per_s:.4g}"]
-        figures += [f"{trial.images_per_s:.4g}"] if images else []
-        figures += [f"{trial.cpu_ms_per_batch:.3g}", f"{trial.first_batch_s:.2f}"]
-        if found.data_wait:
-            wait = found.data_wait.get(trial.label)
-            figures.append("" if wait is None else f"{wait:.2f}")
-        ratio = trial.batches_per_s / found.baseline.batches_per_s
-        note = f"{ratio:.2f}x workers=0" + (", recommended" if trial is found.recommended else "")
-        style = "bold green" if trial is found.recommended else None
-        grid.add_row(label, *figures, Text(note), style=style)
-    return grid
-
-
-def render_profile(found: Profile) -> str:
-    """The profile's table and recommendation as plain text (``str(profile)``)."""
-    from rich.console import Console
-
-    console = Console(width=120, record=True, file=io.StringIO(), color_system=None)
-    console.print(profile_table(found))
-    console.print(f"recommended: {found.recommendation}", markup=False)
-    return console.export_text()
-
-
 def main(args: argparse.Namespace) -> int:
     """Run the suites; 0 when every suite ran, 1 when any failed or was missing.
 
@@ -275,14 +255,18 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    console = Console()
-    if not console.is_terminal:  # a log file: wide rows rather than wrapped ones
-        console = Console(width=max(console.width, 200))
+    console = Console(width=min(Console().width, WIDTH))
     benchmarks = find_benchmarks(args.benchmarks)
     available = find_suites(benchmarks)
-    wanted = [s.strip() for s in args.suites.split(",") if s.strip()] or list(available)
+    named = [s.strip() for s in args.suites.split(",") if s.strip()]
+    wanted = named or list(available)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
+    if args.quick and not named:  # NOTE [ what --quick runs ]
+        for name, why in QUICK_LEAVES_OUT.items():
+            if name in wanted:
+                wanted.remove(name)
+                rows.append(normalise({"name": f"bench_{name}", "skipped": why}, name, benchmarks))
     seconds: dict[str, float] = {}
     columns = (SpinnerColumn(), TextColumn("{task.description:<12}"), TimeElapsedColumn())
     with Progress(*columns, TextColumn("{task.fields[status]}"), console=console) as progress:
@@ -299,7 +283,7 @@ def main(args: argparse.Namespace) -> int:
             progress.start_task(task)
 
             def show(line: str, task: Any = task) -> None:
-                progress.update(task, status=line[-80:])
+                progress.update(task, status=line[-60:])
 
             started = time.perf_counter()
             suite_rows = run_suite(
@@ -307,6 +291,7 @@ def main(args: argparse.Namespace) -> int:
                 available[name],
                 benchmarks,
                 quick=args.quick,
+                extra=QUICK_ARGS.get(name, []) if args.quick else [],
                 timeout_s=args.timeout,
                 on_line=show,
                 stderr_log=args.out / f"{name}.stderr.txt",
@@ -326,7 +311,8 @@ def main(args: argparse.Namespace) -> int:
     times = ", ".join(f"{name} {secs:.0f} s" for name, secs in seconds.items())
     console.print(f"suites ran {sum(seconds.values()):.0f} s ({times})")
     console.print(f"rows: {results}")
-    console.print(f"chart: {chart}" if chart else "chart: none (pip install 'feeders[bench]')")
+    hint = "chart: none (matplotlib is missing: pip install 'feeders[bench]')"
+    console.print(f"chart: {chart}" if chart else hint, markup=False)  # [bench] is not markup
     if importlib.util.find_spec("torch") is None:
         console.print(f"note: {TORCH_NOTE}")
     return int(any(r["status"] == "error" for r in rows))
@@ -351,6 +337,12 @@ def normalise(row: Row, suite: str, benchmarks: Path) -> Row:
         status = "error" if missing else "ok"
         if missing:
             out["error"] = f"the suite's row lacks {missing}"
+        elif row["unit"] in TIMED_UNITS and min(row["value"], row.get("min", row["value"])) < 0:
+            status = "error"
+            out["error"] = (
+                f"negative timing {row['value']:.4g} {row['unit']}: a duration cannot be "
+                "negative (a difference of noisy times?); the suite must report each time itself"
+            )
     out["status"] = status
     if status != "ok":
         for key in ("value", "unit", "min", "median", "max"):
@@ -359,81 +351,11 @@ def normalise(row: Row, suite: str, benchmarks: Path) -> Row:
         out.setdefault("config", {})
     for key in ("min", "median", "max"):
         out.setdefault(key, out["value"])
+    out["missed"] = missed(out)  # True/False for a ratio row with a >=/<= target, else None
+    if status == "error":
+        for key in ("value", "min", "median", "max"):
+            out[key] = None
     return out
-
-
-def table(rows: list[Row]) -> Any:
-    """A rich table, one line per row; a ratio row shows its target, a pool row its counters."""
-    from rich.table import Table
-    from rich.text import Text  # not markup: names like "ImageFileSequence[pil]" have brackets
-
-    grid = Table(title="feeders bench", title_justify="left")
-    for column in ("suite", "loader", "value", "unit", "min..max", "target / note"):
-        grid.add_column(column, justify="right" if column in ("value", "min..max") else "left")
-    for row in rows:
-        config = row.get("config") or {}
-        if row["status"] != "ok":
-            note = str(row.get("error") or row.get("skipped"))
-            style = "red" if row["status"] == "error" else "dim"
-            grid.add_row(
-                row["suite"], Text(row["name"]), "-", "", "", Text(note[:200]), style=style
-            )
-            continue
-        ratio = row["unit"] == "ratio"
-        value = f"{row['value']:.2f}x" if ratio else f"{row['value']:.4g}"
-        spread = f"{row['min']:.4g}..{row['max']:.4g}" if row["repeats"] > 1 and not ratio else ""
-        target = f"target {config['target']}" if ratio and config.get("target") else ""
-        pool = config.get("pool")
-        if isinstance(pool, dict):  # a worker pool's counters for its last epoch
-            target = (
-                f"per worker {pool.get('batches_per_worker')}, queue "
-                f"{pool.get('mean_queue_occupancy', 0):.2f}, waited {pool.get('consumer_wait_s', 0):.2f} s"
-            )
-        grid.add_row(row["suite"], Text(row["name"]), value, row["unit"], spread, Text(target))
-    return grid
-
-
-def draw_chart(rows: list[Row], path: Path) -> Path | None:
-    """Bar charts of the images/s and batches/s rows (median; whiskers min–max); None without matplotlib."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None
-    panels = {
-        unit: [r for r in rows if r["status"] == "ok" and r["unit"] == unit] for unit in CHARTED
-    }
-    panels = {unit: found for unit, found in panels.items() if found} or {"no throughput rows": []}
-    heights = [max(len(found), 1) for found in panels.values()]
-    figure = Figure(
-        figsize=(11, 1.5 + 0.34 * sum(heights) + 0.5 * len(panels)), layout="constrained"
-    )
-    axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
-    for ax, (unit, found) in zip(axes, panels.items(), strict=True):
-        if not found:
-            ax.text(0.5, 0.5, "no images/s or batches/s rows", ha="center", va="center")
-            ax.set_axis_off()
-            continue
-        values = [r["value"] for r in found]
-        whiskers = [[r["value"] - r["min"] for r in found], [r["max"] - r["value"] for r in found]]
-        colours = ["tab:blue" if _is_ours(r["name"]) else "tab:gray" for r in found]
-        bars = ax.barh(range(len(found)), values, xerr=whiskers, color=colours, capsize=2)
-        ax.bar_label(bars, fmt="%.4g", fontsize=7, padding=4)
-        ax.set_yticks(range(len(found)), [f"{r['suite']}: {r['name']}" for r in found], fontsize=8)
-        ax.invert_yaxis()
-        if max(values) > 100 * min(values) > 0:  # orders of magnitude apart: keep every bar visible
-            ax.set_xscale("log")
-        ax.set_xlabel(unit)
-        ax.set_title(f"{unit} (median of repeats; blue: feeders, grey: baselines)", fontsize=9)
-    first = next((r for r in rows if r["status"] == "ok"), rows[0] if rows else {})
-    figure.suptitle(
-        f"feeders bench, {first.get('cores')} cores, {time.strftime('%Y-%m-%d')}", fontsize=10
-    )
-    figure.savefig(path, dpi=110)
-    return path
-
-
-def _is_ours(name: str) -> bool:
-    return name.startswith("ImageFileSequence") or any(m in name for m in ("feeder", "WorkerPool"))
 
 
 def _parse(line: str) -> Row | None:

@@ -104,7 +104,7 @@ class Profile:
         return f"{self.recommended.label}: {self.gain:.1f}x workers=0"
 
     def __str__(self) -> str:
-        from feeders.bench import render_profile
+        from feeders.bench_report import render_profile
 
         return render_profile(self)
 
