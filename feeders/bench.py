@@ -66,9 +66,8 @@ QUICK_LEAVES_OUT = {
 }
 QUICK_ARGS = {
     "images": [
-        "--only",
-        "ImageFileSequence[pil],tf.data hand-written,feeders pool(workers=2, mp) + PIL,"
-        "torch DataLoader(num_workers=2) + PIL",
+        "--only",  # comma-separated substrings: in-process and pooled PIL decoding, tf.data
+        "ImageFileSequence[pil],tf.data hand-written",
     ],
 }
 Row = dict[str, Any]
@@ -232,12 +231,11 @@ def resolve(spec: str, option: str) -> Any:
 
 def profile_command(args: argparse.Namespace) -> int:
     """``feeders bench --feeder``: profile the user's pipeline, print the table and advice."""
-    from rich.console import Console
 
     make = resolve(args.feeder, "--feeder")
     source = make if callable(make) and takes_worker_options(make) else make()
     model = resolve(args.model, "--model")() if args.model else None
-    console = Console(width=min(Console().width, 120))
+    console = _console()
     with console.status(f"profiling {args.feeder} (budget {args.budget:.0f} s)"):
         found = profile(source, model=model, budget_s=args.budget)
     console.print(profile_table(found))
@@ -252,10 +250,9 @@ def main(args: argparse.Namespace) -> int:
     """
     if args.feeder is not None:
         return profile_command(args)
-    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    console = Console(width=min(Console().width, WIDTH))
+    console = _console()
     benchmarks = find_benchmarks(args.benchmarks)
     available = find_suites(benchmarks)
     named = [s.strip() for s in args.suites.split(",") if s.strip()]
@@ -356,6 +353,14 @@ def normalise(row: Row, suite: str, benchmarks: Path) -> Row:
         for key in ("value", "min", "median", "max"):
             out[key] = None
     return out
+
+
+def _console() -> Any:
+    """A rich console at most :data:`WIDTH` columns wide (exactly that into a file or pipe)."""
+    from rich.console import Console
+
+    console = Console()
+    return Console(width=min(console.width, WIDTH) if console.is_terminal else WIDTH)
 
 
 def _parse(line: str) -> Row | None:

@@ -1,4 +1,4 @@
-"""Sources for `feeders bench --feeder` / `feeders.bench.profile` tests (module level: picklable).
+"""Sources for the profile and quiet tests (`feeders.bench.profile`, `feeders.quiet`); picklable.
 
 `GilSleepSequence` sleeps *holding the GIL* (``ctypes.PyDLL`` keeps it during the
 call): like pure-Python decoding, threads cannot overlap it and processes can,
@@ -47,3 +47,16 @@ def make_sleepy_feeder(workers: int = 0, use_multiprocessing: bool = False) -> A
 def make_arrays_feeder() -> Any:
     x, y = small_arrays()
     return feeders.adapt(x, y, batch_size=32)
+
+
+class TensorFlowSequence:
+    """4 batches of 8 made with TensorFlow in the worker: its start-up lines come from there."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        import tensorflow as tf
+
+        x = tf.fill((8, 2), float(index)).numpy()
+        return x, np.full(8, index)

@@ -62,7 +62,7 @@ class MnistBatches:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4,000 samples, 3 repeats (else 5)")
+    parser.add_argument("--quick", action="store_true", help="2,000 samples, 2 repeats (else 5)")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
 
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     x, y, _, _ = mnist_arrays()
     if args.quick:
-        x, y = x[:4000], y[:4000]
-    repeats = args.repeats or (3 if args.quick else 5)
+        x, y = x[:2000], y[:2000]
+    repeats = args.repeats or (2 if args.quick else 5)
     num_batches = math.ceil(len(x) / BATCH)
     config = {"batch_size": BATCH, "samples": len(x), "data": str(mnist_source())}
 
