@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
 
     broken = broken_references(MODULES)
     if broken:
-        print(f"{len(broken)} broken references in docstrings:", *broken, sep="\n  ", file=sys.stderr)
+        print(
+            f"{len(broken)} broken references in docstrings:", *broken, sep="\n  ", file=sys.stderr
+        )
         return 1
     pdoc.render.configure(docformat="restructuredtext", show_source=False)
     with warnings.catch_warnings():
