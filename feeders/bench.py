@@ -172,7 +172,7 @@ def run_suite(
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``feeders bench`` to the ``feeders`` command's sub-commands."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "bench", help="run the benchmark suites: a table, results.jsonl and throughput.png"
     )
     p.add_argument("--quick", action="store_true", help="pass --quick to every suite (< 1 min)")

@@ -45,7 +45,7 @@ STATE_FILE = "feeder_state.json"
 atexit.register(gc.collect)  # NOTE [ a crashed fit's iterators are collected before exit ]
 
 
-class FeederCheckpoint(keras.callbacks.Callback):
+class FeederCheckpoint(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
     """Save the model and the feeder's position together, atomically.
 
     Args:

@@ -164,7 +164,7 @@ def _pool_rows(
     """One row per pool configuration, with the last epoch's counters in its config."""
     import feeders
 
-    pools = {
+    pools: dict[str, dict[str, Any]] = {
         "WorkerPool(workers=0)": {"workers": 0},
         "WorkerPool(workers=2, threads)": {"workers": 2},
         "WorkerPool(workers=2, processes)": {"workers": 2, "use_multiprocessing": True},

@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         ratio_row(
             SUITE,
             f"{what}{suffix}{stat}",
-            *(_by(rows[name + suffix], stat) for name in (ours, raw)),
+            _by(rows[ours + suffix], stat),
+            _by(rows[raw + suffix], stat),
             target,
         )
         for what, ours, raw, target in (
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     return out
 
 
-class _EpochTimer(keras.callbacks.Callback):
+class _EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
     """Wall and process-CPU seconds of every epoch."""
 
     def __init__(self) -> None:

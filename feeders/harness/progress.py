@@ -30,7 +30,7 @@ def progress_bar(console: Any = None) -> Any:
     )
 
 
-class EpochProgress(keras.callbacks.Callback):  # type: ignore[misc]
+class EpochProgress(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
     """Advance a rich task per training batch; show the epoch and its last metrics.
 
     Args:

@@ -312,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``feeders validate`` on the CLI's sub-command parsers."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "validate",
         help="the same data through every source kind: identical batches and final weights",
         description="The same data through every source kind must give the same batches and "
