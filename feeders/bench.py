@@ -259,11 +259,13 @@ def main(args: argparse.Namespace) -> int:
     wanted = named or list(available)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
+    left_out: list[Row] = []
     if args.quick and not named:  # NOTE [ what --quick runs ]
         for name, why in QUICK_LEAVES_OUT.items():
             if name in wanted:
                 wanted.remove(name)
-                rows.append(normalise({"name": f"bench_{name}", "skipped": why}, name, benchmarks))
+                row = {"name": f"bench_{name}", "skipped": why}
+                left_out.append(normalise(row, name, benchmarks))
     seconds: dict[str, float] = {}
     columns = (SpinnerColumn(), TextColumn("{task.description:<12}"), TimeElapsedColumn())
     with Progress(*columns, TextColumn("{task.fields[status]}"), console=console) as progress:
@@ -298,6 +300,7 @@ def main(args: argparse.Namespace) -> int:
             seconds[name] = time.perf_counter() - started
             done = f"{len(suite_rows)} rows in {seconds[name]:.0f} s"
             progress.update(task, completed=1, status=f"[red]failed ({done})" if failed else done)
+    rows.extend(left_out)
     if importlib.util.find_spec("torch") is None:
         note = {"name": "torch DataLoader", "skipped": TORCH_NOTE}
         rows.append(normalise(note, "bench", benchmarks))

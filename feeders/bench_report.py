@@ -17,7 +17,7 @@ from typing import Any
 
 from feeders.profiler import Profile
 
-__all__ = ["WIDTH", "draw_chart", "missed", "profile_table", "render_profile", "table"]
+__all__ = ["WIDTH", "draw_chart", "missed", "number", "profile_table", "render_profile", "table"]
 
 WIDTH = 120
 CHARTED = ("images/s", "batches/s")
@@ -35,6 +35,16 @@ def missed(row: Row) -> bool | None:
     return bool(row["value"] < bound if match[1] == ">=" else row["value"] > bound)
 
 
+def number(value: float) -> str:
+    """Three significant digits, thousands as k and millions as M: ``29.4k``, ``0.413``."""
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:.3g}M"
+    if size >= 1e3:
+        return f"{value / 1e3:.3g}k"
+    return f"{value:.3g}" if size >= 1e-3 or value == 0 else f"{value:.2g}"
+
+
 def table(rows: list[Row]) -> Any:
     """A rich table, one line per row; a ratio row shows its target (and MISS), a pool row its counters."""
     from rich.table import Table
@@ -49,7 +59,7 @@ def table(rows: list[Row]) -> Any:
     grid.add_column("loader", ratio=3, overflow="fold")
     grid.add_column("value", justify="right", no_wrap=True)
     grid.add_column("unit", no_wrap=True)
-    grid.add_column("min..max", justify="right", no_wrap=True)
+    grid.add_column("min..max", justify="right", max_width=13, overflow="fold")
     grid.add_column("target / note", ratio=2, overflow="fold")
     for row in rows:
         config = row.get("config") or {}
@@ -61,8 +71,12 @@ def table(rows: list[Row]) -> Any:
             )
             continue
         ratio = row["unit"] == "ratio"
-        value = f"{row['value']:.2f}x" if ratio else f"{row['value']:.4g}"
-        spread = f"{row['min']:.3g}..{row['max']:.3g}" if row["repeats"] > 1 and not ratio else ""
+        value = f"{row['value']:.2f}x" if ratio else number(row["value"])
+        spread = (
+            f"{number(row['min'])}..{number(row['max'])}"
+            if row["repeats"] > 1 and not ratio
+            else ""
+        )
         target = Text(f"target {config['target']}" if ratio and config.get("target") else "")
         if missed(row):
             target = Text.assemble(("MISS ", "bold red"), target)
