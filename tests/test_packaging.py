@@ -89,9 +89,9 @@ def test_the_wheel_imports_from_the_venv_not_the_checkout(venv: Path, tmp_path: 
 
 def test_demo_validate_and_bench_work_from_an_empty_folder(venv: Path, tmp_path: Path) -> None:
     demo = feeders_command(venv, tmp_path, "demo", "--epochs", "1")
-    assert "test: loss" in demo.stdout
+    assert "test: loss" in demo.stdout and "MNIST: epoch 1/1: loss" in demo.stdout  # progress
     validate = feeders_command(venv, tmp_path, "validate", "--epochs", "1", "--model", "mnist")
-    assert "runs identical" in validate.stdout
+    assert "runs identical" in validate.stdout and "mnist / generator: done" in validate.stdout
     bench = feeders_command(venv, tmp_path, "bench", "--quick", "--suites", "arrays")
     assert "feeders bench" in bench.stdout and (tmp_path / "bench-out" / "results.jsonl").is_file()
     for done in (demo, validate, bench):  # quiet by default: no TensorFlow start-up lines
