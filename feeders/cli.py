@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from feeders.bench import add_parser as add_bench_parser
 from feeders.quiet import silence
 
+QUIET_COMMANDS = ("demo", "validate", "bench")
+"""Commands whose TensorFlow start-up lines are filtered (``serve`` keeps its servers' logs)."""
+
 
 def demo(args: argparse.Namespace) -> int:
     """Train the guide's MNIST model through the array feeder and print the result."""
@@ -85,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a caller's (or pytest's) stderr is never redirected behind its back.
     """
     args = build_parser().parse_args(argv)
-    if argv is None and not getattr(args, "verbose", False):
+    if argv is None and args.command in QUIET_COMMANDS and not args.verbose:
         silence()
     return int(args.run(args))
 

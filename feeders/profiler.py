@@ -129,7 +129,10 @@ def profile(
         y, adapt_options: passed to ``adapt`` with each setting (except the knobs).
         model: a compiled Keras model: adds a short ``fit`` per compared setting
             and its data-wait fraction.
-        budget_s: seconds for the whole profile, shared between the settings.
+        budget_s: seconds for the whole profile, shared between the settings (with
+            a model, 30% of it is kept for the fits). Each setting still gets
+            its first batch and three more, so a budget smaller than that is
+            overrun rather than a setting left unmeasured.
         worker_counts: worker counts to try (default: 2, 4 and the core count).
         fit_steps: batches per short ``fit``.
 

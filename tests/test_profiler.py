@@ -96,3 +96,14 @@ def test_feeders_bench_feeder_recommends_processes_from_the_command_line() -> No
     assert "recommended: workers=" in done.stdout and "use_multiprocessing=True:" in done.stdout
     assert "workers=4 (threads)" in done.stdout  # the default counts: 2, 4 and the cores
     assert max(map(len, done.stdout.splitlines())) <= 120
+
+
+def test_a_function_returning_a_feeder_is_profiled_as_built(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from feeders import bench
+
+    code = bench.run(["--feeder", "tests.bench_helpers:make_arrays_feeder", "--budget", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "the feeder as built" in out and "recommended: workers=0" in out
