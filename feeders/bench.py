@@ -59,7 +59,7 @@ TIMED_UNITS = ("s", "ms", "s/epoch", "cpu s/epoch", "ms/batch", "ms/image")
 # `feeders bench --quick` must finish in about a minute on 2 cores, and each suite pays for
 # importing TensorFlow in its own interpreter. So --quick leaves out the tf.data service suite
 # (it starts a dispatcher and workers: ~50 s alone) and times the images suite's headline rows
-# only; naming suites with --suites runs exactly those, in quick mode, with nothing left out.
+# only; naming suites with --suites runs each named one whole, in its own quick mode.
 QUICK_LEAVES_OUT = {
     "distributed": "left out of --quick (tf.data service start-up, ~50 s): "
     "run feeders bench --quick --suites distributed",
@@ -290,7 +290,7 @@ def main(args: argparse.Namespace) -> int:
                 available[name],
                 benchmarks,
                 quick=args.quick,
-                extra=QUICK_ARGS.get(name, []) if args.quick else [],
+                extra=QUICK_ARGS.get(name, []) if args.quick and not named else [],
                 timeout_s=args.timeout,
                 on_line=show,
                 stderr_log=args.out / f"{name}.stderr.txt",

@@ -191,11 +191,13 @@ def _builder(source: Any, y: Any, options: Config) -> Callable[[Config], Any] | 
     if isinstance(source, Feeder):
         return None
     if callable(source) and takes_worker_options(source):
-        return lambda config: adapt(source(**config), y, **options)
+        baseline = {"workers": 0, "use_multiprocessing": False}  # not the function's defaults
+        return lambda config: adapt(source(**(config or baseline)), y, **options)
     return lambda config: adapt(source, y, **options, **config)
 
 
 def takes_worker_options(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` accepts ``workers`` and ``use_multiprocessing`` (or ``**kwargs``)."""
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
