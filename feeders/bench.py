@@ -1,21 +1,24 @@
 """``feeders bench``: run the benchmark suites side by side; a table, JSON lines and a chart.
 
+``feeders bench --feeder package.module:function`` profiles the user's own
+pipeline instead (:func:`profile`, from :mod:`feeders.profiler`).
+
 Why subprocesses: each suite times its loaders in a fresh interpreter (no
 TensorFlow state, threads or caches carried over from the suite before), and
 a suite that crashes or hangs costs its own row, not the run.
 
-The suites live in the source checkout's ``benchmarks/`` folder, found next to
-the installed package (an editable install) or given with ``--benchmarks``.
-``FEEDERS_BENCH_PATH`` (folders separated by ``os.pathsep``) adds suites of
-one's own: a ``bench_<name>.py`` there runs as a script, with the checkout on
-``PYTHONPATH`` so it can use ``benchmarks._timing``. Every suite prints one
-JSON object per line (``benchmarks._timing.emit``); rows with ``"skipped"``
+The suites ship inside the package (``feeders/benchmarks/``), or another
+folder is given with ``--benchmarks``. ``FEEDERS_BENCH_PATH`` (folders
+separated by ``os.pathsep``) adds suites of one's own: a ``bench_<name>.py``
+there runs as a script and can use ``feeders.benchmarks._timing``. Every suite
+prints one JSON object per line (``feeders.benchmarks._timing.emit``); rows with ``"skipped"``
 are notes about baselines that could not run here.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -29,34 +32,59 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "find_benchmarks", "find_suites", "run_suite"]
+from feeders.bench_report import WIDTH, draw_chart, missed, profile_table, render_profile, table
+from feeders.profiler import Profile, Trial, profile, takes_worker_options
+from feeders.quiet import is_tf_log_line
+
+__all__ = [
+    "Profile",
+    "Trial",
+    "add_parser",
+    "find_benchmarks",
+    "find_suites",
+    "profile",
+    "render_profile",
+    "run_suite",
+]
 
 ORDER = ("arrays", "sources", "images", "transport", "workers", "monitor", "distributed")
 """Suites run in this order; any other ``bench_*.py`` found runs after them, by name."""
-CHARTED = ("images/s", "batches/s")
 TORCH_NOTE = "PyTorch not installed: DataLoader baselines skipped"
 PATH_ENV = "FEEDERS_BENCH_PATH"
 _DRAIN_S = 10.0  # how long to wait for a finished suite's last output
+TIMED_UNITS = ("s", "ms", "s/epoch", "cpu s/epoch", "ms/batch", "ms/image")
+"""Units of durations: a negative one is a suite's bug (a difference of noisy times), an error row."""
+
+# NOTE [ what --quick runs ]
+# `feeders bench --quick` must finish in about a minute on 2 cores, and each suite pays for
+# importing TensorFlow in its own interpreter. So --quick leaves out the tf.data service suite
+# (it starts a dispatcher and workers: ~50 s alone) and times the images suite's headline rows
+# only; naming suites with --suites runs each named one whole, in its own quick mode.
+QUICK_LEAVES_OUT = {
+    "distributed": "left out of --quick (tf.data service start-up, ~50 s): "
+    "run feeders bench --quick --suites distributed",
+}
+QUICK_ARGS = {
+    "images": [
+        "--only",  # comma-separated substrings: in-process and pooled PIL decoding, tf.data
+        "ImageFileSequence[pil],tf.data hand-written",
+    ],
+}
 Row = dict[str, Any]
 
 
 def find_benchmarks(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The ``benchmarks/`` folder of the source checkout.
+    """The folder of benchmark suites: the package's own, or ``explicit``.
 
     Raises:
-        FileNotFoundError: the package is not installed from a checkout (editable)
-            and no folder was given; the message says how to point at one.
+        FileNotFoundError: ``explicit`` is not a suites folder (no ``_timing.py``).
     """
-    candidate = (
-        Path(explicit)
-        if explicit is not None
-        else Path(__file__).resolve().parents[1] / "benchmarks"
-    )
+    candidate = Path(explicit) if explicit is not None else Path(__file__).parent / "benchmarks"
     if not (candidate / "_timing.py").is_file():
         raise FileNotFoundError(
-            f"`feeders bench` needs the benchmarks/ folder of a feeders source checkout, but "
-            f"found none at {candidate} (no _timing.py there). Install feeders from a checkout "
-            "with `pip install -e .`, or pass --benchmarks /path/to/feeders/benchmarks."
+            f"`--benchmarks` must be a folder of benchmark suites with a _timing.py, but "
+            f"found none at {candidate}. Leave --benchmarks out to run the suites that ship "
+            "with feeders."
         )
     return candidate.resolve()
 
@@ -78,17 +106,21 @@ def run_suite(
     benchmarks: Path,
     *,
     quick: bool,
+    extra: Sequence[str] = (),
     timeout_s: float,
     on_line: Callable[[str], None] = lambda line: None,
     stderr_log: Path | None = None,
 ) -> list[Row]:
     """Run one suite in a subprocess; its JSON rows, or one error row if it failed.
 
-    ``on_line`` gets each line the suite writes to stderr (its progress).
+    ``on_line`` gets each line the suite writes to stderr (its progress), less
+    TensorFlow's C++ log lines (:func:`feeders.quiet.is_tf_log_line`), which only
+    ``stderr_log`` keeps. ``extra`` is appended to the suite's arguments.
     """
-    root = benchmarks.parent
-    script = ["-m", f"benchmarks.bench_{name}"] if path.parent == benchmarks else [str(path)]
-    command = [sys.executable, *script, *(["--quick"] if quick else [])]
+    root = Path(__file__).resolve().parents[1]  # the folder that holds this feeders package
+    own = path.parent == Path(__file__).resolve().parent / "benchmarks"
+    script = ["-m", f"feeders.benchmarks.bench_{name}"] if own else [str(path)]
+    command = [sys.executable, *script, *(["--quick"] if quick else []), *extra]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
     process = subprocess.Popen(
@@ -108,7 +140,7 @@ def run_suite(
         with open(stderr_log or os.devnull, "w") as log:
             for line in process.stderr:
                 log.write(line)
-                if line.strip():
+                if line.strip() and not is_tf_log_line(line):
                     tail.append(line.rstrip())
                     on_line(line.strip())
 
@@ -140,7 +172,7 @@ def run_suite(
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``feeders bench`` to the ``feeders`` command's sub-commands."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "bench", help="run the benchmark suites: a table, results.jsonl and throughput.png"
     )
     p.add_argument("--quick", action="store_true", help="pass --quick to every suite (< 1 min)")
@@ -150,23 +182,90 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--benchmarks", default=None, help="the checkout's benchmarks/ folder")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per suite")
+    p.add_argument(
+        "--feeder",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="profile your own pipeline instead: a function returning a feeder or anything "
+        "feeders.adapt accepts (given workers= and use_multiprocessing= keywords if it takes them)",
+    )
+    p.add_argument(
+        "--model",
+        metavar="MODULE:FUNCTION",
+        default=None,
+        help="with --feeder: a function returning a compiled Keras model (adds a short fit "
+        "and its data-wait fraction)",
+    )
+    p.add_argument(
+        "--budget", type=float, default=30.0, help="with --feeder: seconds for the whole profile"
+    )
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     p.set_defaults(run=main)
     return p
 
 
+def resolve(spec: str, option: str) -> Any:
+    """``package.module:function`` → that object, importing from the current folder too.
+
+    Raises:
+        ValueError: ``spec`` is not ``module:function`` or names nothing there.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(
+            f"`{option}` must be package.module:function, but got {option}={spec!r}. "
+            "Name the module and the function, e.g. my_project.data:make_feeder."
+        )
+    if os.getcwd() not in sys.path:  # a console script does not put the current folder there
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        names = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise ValueError(
+            f"`{option}` names {attribute!r}, which module {module_name!r} does not define; it "
+            f"has {names}."
+        ) from None
+
+
+def profile_command(args: argparse.Namespace) -> int:
+    """``feeders bench --feeder``: profile the user's pipeline, print the table and advice."""
+
+    make = resolve(args.feeder, "--feeder")
+    source = make if callable(make) and takes_worker_options(make) else make()
+    model = resolve(args.model, "--model")() if args.model else None
+    console = _console()
+    with console.status(f"profiling {args.feeder} (budget {args.budget:.0f} s)"):
+        found = profile(source, model=model, budget_s=args.budget)
+    console.print(profile_table(found))
+    console.print(f"recommended: {found.recommendation}", markup=False)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the suites; 0 when every suite ran, 1 when any failed or was missing."""
-    from rich.console import Console
+    """Run the suites; 0 when every suite ran, 1 when any failed or was missing.
+
+    With ``--feeder``: profile that pipeline instead (:func:`profile_command`).
+    """
+    if args.feeder is not None:
+        return profile_command(args)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    console = Console()
-    if not console.is_terminal:  # a log file: wide rows rather than wrapped ones
-        console = Console(width=max(console.width, 200))
+    console = _console()
     benchmarks = find_benchmarks(args.benchmarks)
     available = find_suites(benchmarks)
-    wanted = [s.strip() for s in args.suites.split(",") if s.strip()] or list(available)
+    named = [s.strip() for s in args.suites.split(",") if s.strip()]
+    wanted = named or list(available)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
+    left_out: list[Row] = []
+    if args.quick and not named:  # NOTE [ what --quick runs ]
+        for name, why in QUICK_LEAVES_OUT.items():
+            if name in wanted:
+                wanted.remove(name)
+                row = {"name": f"bench_{name}", "skipped": why}
+                left_out.append(normalise(row, name, benchmarks))
     seconds: dict[str, float] = {}
     columns = (SpinnerColumn(), TextColumn("{task.description:<12}"), TimeElapsedColumn())
     with Progress(*columns, TextColumn("{task.fields[status]}"), console=console) as progress:
@@ -183,7 +282,7 @@ def main(args: argparse.Namespace) -> int:
             progress.start_task(task)
 
             def show(line: str, task: Any = task) -> None:
-                progress.update(task, status=line[-80:])
+                progress.update(task, status=line[-60:])
 
             started = time.perf_counter()
             suite_rows = run_suite(
@@ -191,6 +290,7 @@ def main(args: argparse.Namespace) -> int:
                 available[name],
                 benchmarks,
                 quick=args.quick,
+                extra=QUICK_ARGS.get(name, []) if args.quick and not named else [],
                 timeout_s=args.timeout,
                 on_line=show,
                 stderr_log=args.out / f"{name}.stderr.txt",
@@ -200,6 +300,7 @@ def main(args: argparse.Namespace) -> int:
             seconds[name] = time.perf_counter() - started
             done = f"{len(suite_rows)} rows in {seconds[name]:.0f} s"
             progress.update(task, completed=1, status=f"[red]failed ({done})" if failed else done)
+    rows.extend(left_out)
     if importlib.util.find_spec("torch") is None:
         note = {"name": "torch DataLoader", "skipped": TORCH_NOTE}
         rows.append(normalise(note, "bench", benchmarks))
@@ -210,7 +311,8 @@ def main(args: argparse.Namespace) -> int:
     times = ", ".join(f"{name} {secs:.0f} s" for name, secs in seconds.items())
     console.print(f"suites ran {sum(seconds.values()):.0f} s ({times})")
     console.print(f"rows: {results}")
-    console.print(f"chart: {chart}" if chart else "chart: none (pip install 'feeders[bench]')")
+    hint = "chart: none (matplotlib is missing: pip install 'feeders[bench]')"
+    console.print(f"chart: {chart}" if chart else hint, markup=False)  # [bench] is not markup
     if importlib.util.find_spec("torch") is None:
         console.print(f"note: {TORCH_NOTE}")
     return int(any(r["status"] == "error" for r in rows))
@@ -235,6 +337,12 @@ def normalise(row: Row, suite: str, benchmarks: Path) -> Row:
         status = "error" if missing else "ok"
         if missing:
             out["error"] = f"the suite's row lacks {missing}"
+        elif row["unit"] in TIMED_UNITS and min(row["value"], row.get("min", row["value"])) < 0:
+            status = "error"
+            out["error"] = (
+                f"negative timing {row['value']:.4g} {row['unit']}: a duration cannot be "
+                "negative (a difference of noisy times?); the suite must report each time itself"
+            )
     out["status"] = status
     if status != "ok":
         for key in ("value", "unit", "min", "median", "max"):
@@ -243,81 +351,19 @@ def normalise(row: Row, suite: str, benchmarks: Path) -> Row:
         out.setdefault("config", {})
     for key in ("min", "median", "max"):
         out.setdefault(key, out["value"])
+    out["missed"] = missed(out)  # True/False for a ratio row with a >=/<= target, else None
+    if status == "error":
+        for key in ("value", "min", "median", "max"):
+            out[key] = None
     return out
 
 
-def table(rows: list[Row]) -> Any:
-    """A rich table, one line per row; a ratio row shows its target, a pool row its counters."""
-    from rich.table import Table
-    from rich.text import Text  # not markup: names like "ImageFileSequence[pil]" have brackets
+def _console() -> Any:
+    """A rich console at most :data:`WIDTH` columns wide (exactly that into a file or pipe)."""
+    from rich.console import Console
 
-    grid = Table(title="feeders bench", title_justify="left")
-    for column in ("suite", "loader", "value", "unit", "min..max", "target / note"):
-        grid.add_column(column, justify="right" if column in ("value", "min..max") else "left")
-    for row in rows:
-        config = row.get("config") or {}
-        if row["status"] != "ok":
-            note = str(row.get("error") or row.get("skipped"))
-            style = "red" if row["status"] == "error" else "dim"
-            grid.add_row(
-                row["suite"], Text(row["name"]), "-", "", "", Text(note[:200]), style=style
-            )
-            continue
-        ratio = row["unit"] == "ratio"
-        value = f"{row['value']:.2f}x" if ratio else f"{row['value']:.4g}"
-        spread = f"{row['min']:.4g}..{row['max']:.4g}" if row["repeats"] > 1 and not ratio else ""
-        target = f"target {config['target']}" if ratio and config.get("target") else ""
-        pool = config.get("pool")
-        if isinstance(pool, dict):  # a worker pool's counters for its last epoch
-            target = (
-                f"per worker {pool.get('batches_per_worker')}, queue "
-                f"{pool.get('mean_queue_occupancy', 0):.2f}, waited {pool.get('consumer_wait_s', 0):.2f} s"
-            )
-        grid.add_row(row["suite"], Text(row["name"]), value, row["unit"], spread, Text(target))
-    return grid
-
-
-def draw_chart(rows: list[Row], path: Path) -> Path | None:
-    """Bar charts of the images/s and batches/s rows (median; whiskers min–max); None without matplotlib."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        return None
-    panels = {
-        unit: [r for r in rows if r["status"] == "ok" and r["unit"] == unit] for unit in CHARTED
-    }
-    panels = {unit: found for unit, found in panels.items() if found} or {"no throughput rows": []}
-    heights = [max(len(found), 1) for found in panels.values()]
-    figure = Figure(
-        figsize=(11, 1.5 + 0.34 * sum(heights) + 0.5 * len(panels)), layout="constrained"
-    )
-    axes = figure.subplots(len(panels), 1, squeeze=False, height_ratios=heights)[:, 0]
-    for ax, (unit, found) in zip(axes, panels.items(), strict=True):
-        if not found:
-            ax.text(0.5, 0.5, "no images/s or batches/s rows", ha="center", va="center")
-            ax.set_axis_off()
-            continue
-        values = [r["value"] for r in found]
-        whiskers = [[r["value"] - r["min"] for r in found], [r["max"] - r["value"] for r in found]]
-        colours = ["tab:blue" if _is_ours(r["name"]) else "tab:gray" for r in found]
-        bars = ax.barh(range(len(found)), values, xerr=whiskers, color=colours, capsize=2)
-        ax.bar_label(bars, fmt="%.4g", fontsize=7, padding=4)
-        ax.set_yticks(range(len(found)), [f"{r['suite']}: {r['name']}" for r in found], fontsize=8)
-        ax.invert_yaxis()
-        if max(values) > 100 * min(values) > 0:  # orders of magnitude apart: keep every bar visible
-            ax.set_xscale("log")
-        ax.set_xlabel(unit)
-        ax.set_title(f"{unit} (median of repeats; blue: feeders, grey: baselines)", fontsize=9)
-    first = next((r for r in rows if r["status"] == "ok"), rows[0] if rows else {})
-    figure.suptitle(
-        f"feeders bench, {first.get('cores')} cores, {time.strftime('%Y-%m-%d')}", fontsize=10
-    )
-    figure.savefig(path, dpi=110)
-    return path
-
-
-def _is_ours(name: str) -> bool:
-    return name.startswith("ImageFileSequence") or any(m in name for m in ("feeder", "WorkerPool"))
+    console = Console()
+    return Console(width=min(console.width, WIDTH) if console.is_terminal else WIDTH)
 
 
 def _parse(line: str) -> Row | None:

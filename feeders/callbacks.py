@@ -12,10 +12,21 @@ one ``(seed, epoch)`` gives, so the resumed epoch is the same epoch.
 A state file that is corrupt, or written for other data (number of batches,
 batch size, samples, seed or source kind differ), is an error, never a
 silent restart from zero.
+
+NOTE [ a crashed fit's iterators are collected before exit ]
+A ``fit`` stopped by an exception (the crash :func:`fit_resumable` recovers
+from) leaves Keras' iterator over ``as_dataset()``'s ``from_generator``
+pipeline in a reference cycle with the traceback. Left to the collector's
+run at interpreter shutdown, TensorFlow then finalizes it with no Python
+state and prints "Error occurred when finalizing GeneratorDataset iterator:
+FAILED_PRECONDITION". One ``gc.collect()`` at exit (registered when this
+module loads) finalizes it while Python still runs.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import os
 import tempfile
@@ -32,8 +43,10 @@ STATE_VERSION = 1
 MODEL_FILE = "model.keras"
 STATE_FILE = "feeder_state.json"
 
+atexit.register(gc.collect)  # NOTE [ a crashed fit's iterators are collected before exit ]
 
-class FeederCheckpoint(keras.callbacks.Callback):
+
+class FeederCheckpoint(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
     """Save the model and the feeder's position together, atomically.
 
     Args:

@@ -11,6 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from feeders.bench import add_parser as add_bench_parser
+from feeders.quiet import silence
+
+QUIET_COMMANDS = ("demo", "validate", "bench")
+"""Commands whose TensorFlow start-up lines are filtered (``serve`` keeps its servers' logs)."""
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -19,15 +23,19 @@ def demo(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from feeders.harness import run_mnist
+    from feeders.harness.progress import EpochProgress, progress_bar
 
     console = Console()
-    result = run_mnist(
-        args.data,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        verbose=args.verbose,
-    )
+    with progress_bar(console) as progress:
+        shown = [] if args.verbose else [EpochProgress(progress, "MNIST", log_epochs=True)]
+        result = run_mnist(
+            args.data,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            verbose=2 if args.verbose else 0,
+            callbacks=shown,
+        )
     table = Table(title=f"MNIST reference model through feeders.adapt (data: {result.data})")
     table.add_column("epoch", justify="right")
     for metric in result.history:
@@ -57,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2], help="Keras fit verbosity")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="TensorFlow's start-up logs and Keras' own per-epoch lines instead of the bar",
+    )
     p.set_defaults(run=demo)
     from feeders.harness.validate import add_parser as add_validate_parser
 
@@ -70,7 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``feeders`` command. From the command line (``argv`` None), quiet unless ``--verbose``.
+
+    Quiet (:func:`feeders.quiet.silence`) is left out when ``argv`` is given, so
+    a caller's (or pytest's) stderr is never redirected behind its back.
+    """
     args = build_parser().parse_args(argv)
+    if argv is None and args.command in QUIET_COMMANDS and not args.verbose:
+        silence()
     return int(args.run(args))
 
 

@@ -32,7 +32,7 @@ __all__ = ["DataWaitMonitor", "advice"]
 logger = logging.getLogger(__name__)
 
 
-class DataWaitMonitor(keras.callbacks.Callback):
+class DataWaitMonitor(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
     """Log, per epoch, how much of training waited for data, and which knob would help.
 
     At each epoch end it adds ``data_wait_fraction`` (in [0, 1], NaN when it

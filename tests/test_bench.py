@@ -7,6 +7,7 @@ the slow one runs the real `arrays` suite end to end.
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import subprocess
@@ -94,8 +95,10 @@ def test_the_suites_run_in_the_documented_order(fakes: None) -> None:
     assert {"arrays", "images", "transport", "monitor", "fake"} <= set(suites)
 
 
-def test_no_checkout_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"needs the benchmarks/ folder.*pip install -e \."):
+def test_a_folder_without_suites_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        FileNotFoundError, match=r"`--benchmarks` must be a folder .*Leave --benchmarks out"
+    ):
         bench.find_benchmarks(tmp_path)
 
 
@@ -119,3 +122,68 @@ def test_quick_run_of_a_real_suite_from_the_command_line(tmp_path: Path) -> None
     assert {"batches/s", "s/epoch", "ratio"} <= {r["unit"] for r in arrays}
     assert "feeders bench" in done.stdout and "as_dataset" in done.stdout  # the table
     assert (tmp_path / "throughput.png").stat().st_size > 10_000
+
+
+def ratio(value: float, target: str) -> dict[str, Any]:
+    row = {"suite": "fake", "name": f"a ratio with target {target}", "value": value}
+    config = {"numerator": "a", "denominator": "b", "target": target}
+    return {**row, "unit": "ratio", "repeats": 1, "config": config}
+
+
+def test_misses_are_marked_and_the_table_fits_120_columns() -> None:
+    from rich.console import Console
+
+    benchmarks = bench.find_benchmarks()
+    long_name = "feeders pool(workers=2, mp) + ImageFileSequence[simplejpeg] with a long suffix"
+    rows = [
+        bench.normalise(ratio(0.59, ">= 2.0"), "fake", benchmarks),
+        bench.normalise(ratio(1.7, "<= 1.05"), "fake", benchmarks),
+        bench.normalise(ratio(1.2, ">= 1.0 (alternative to the pil row)"), "fake", benchmarks),
+        bench.normalise(ratio(0.4, "report"), "fake", benchmarks),
+        bench.normalise(
+            {"name": long_name, "value": 1234.5, "unit": "images/s", "repeats": 3, "config": {}},
+            "images",
+            benchmarks,
+        ),
+    ]
+    assert [r["missed"] for r in rows] == [True, True, False, None, None]
+    console = Console(width=120, file=io.StringIO(), color_system=None, record=True)
+    console.print(bench.table(rows))
+    text = console.export_text()
+    assert max(map(len, text.splitlines())) <= 120
+    marked = [line for line in text.splitlines() if "MISS target" in line]
+    assert len(marked) == 2 and "target >= 2.0" in marked[0] and "target <= 1.05" in marked[1]
+    assert "2 ratio rows miss their target (MISS)" in text
+
+
+def test_a_negative_timing_is_an_error_row() -> None:
+    row = {"name": "hop", "value": -1.495, "unit": "ms/batch", "repeats": 1, "config": {}}
+    out = bench.normalise(row, "fake", bench.find_benchmarks())
+    assert out["status"] == "error" and out["value"] is None
+    assert "negative timing -1.495 ms/batch: a duration cannot be negative" in out["error"]
+
+
+def test_without_matplotlib_the_hint_names_the_bench_extra(
+    tmp_path: Path, fakes: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "draw_chart", lambda rows, path: None)
+    code, _ = run_bench(tmp_path, "--suites", "fake")
+    assert code == 0
+    assert (
+        "chart: none (matplotlib is missing: pip install 'feeders[bench]')"
+        in capsys.readouterr().out
+    )
+
+
+def test_quick_leaves_out_the_slow_suites_unless_named(
+    tmp_path: Path, fakes: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "find_suites", lambda folder: {"fake": FAKES / "bench_fake.py"})
+    monkeypatch.setattr(bench, "QUICK_LEAVES_OUT", {"fake": "left out of --quick (slow)"})
+    code, rows = run_bench(tmp_path)
+    assert code == 0
+    assert [(r["status"], r.get("skipped")) for r in rows if r["suite"] == "fake"] == [
+        ("skipped", "left out of --quick (slow)")
+    ]
+    code, rows = run_bench(tmp_path, "--suites", "fake")
+    assert {r["name"] for r in rows if r["status"] == "ok"} >= {"feeders loader"}

@@ -196,8 +196,15 @@ def validate(
     *,
     epochs: int = 2,
     seed: int = 0,
+    progress: Any = None,
 ) -> list[Row]:
-    """Feed each reference through each recipe; compare with the first recipe's batches and weights."""
+    """Feed each reference through each recipe; compare with the first recipe's batches and weights.
+
+    ``progress``: a rich ``Progress`` (:func:`feeders.harness.progress.progress_bar`)
+    that gets a bar per run.
+    """
+    from feeders.harness.progress import EpochProgress
+
     rows = []
     for ref in references:
         initial = ref.build(seed).get_weights()
@@ -207,7 +214,9 @@ def validate(
                 digests = [batch_digest(batch) for batch in feeder.epoch(0)]
                 model = ref.build(seed)
                 model.set_weights(initial)
-                history = model.fit(feeder, epochs=epochs, verbose=0)
+                name = f"{ref.name} / {recipe}"
+                shown = [] if progress is None else [EpochProgress(progress, name)]
+                history = model.fit(feeder, epochs=epochs, verbose=0, callbacks=shown)
             weights = model.get_weights()
             expected = expected or (digests, weights)
             rows.append(
@@ -269,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
     """The ``validate`` command: build the references, compare, print, exit 1 on a mismatch."""
     from rich.console import Console
 
+    from feeders.harness.progress import progress_bar
     from feeders.registry import source_kinds
 
     builders = {
@@ -277,10 +287,10 @@ def run(args: argparse.Namespace) -> int:
     }
     references = [builders[name]() for name in args.model or builders]
     names = ["arrays", *(name for name in args.source or RECIPES if name != "arrays")]
-    rows = validate(
-        references, {name: RECIPES[name] for name in names}, epochs=args.epochs, seed=args.seed
-    )
     console = Console()
+    recipes = {name: RECIPES[name] for name in names}
+    with progress_bar(console) as progress:
+        rows = validate(references, recipes, epochs=args.epochs, seed=args.seed, progress=progress)
     console.print(render(rows, f"feeders validate: {args.epochs} epochs, shuffle=False"))
     for ref in references:
         console.print(f"{ref.name}: {ref.data}, batch size {ref.batch_size}, seed {args.seed}")
@@ -302,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``feeders validate`` on the CLI's sub-command parsers."""
-    p = subparsers.add_parser(
+    p: argparse.ArgumentParser = subparsers.add_parser(
         "validate",
         help="the same data through every source kind: identical batches and final weights",
         description="The same data through every source kind must give the same batches and "
@@ -332,5 +342,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         choices=list(RECIPES),
         help="a source recipe to compare with arrays, the reference (repeatable; default: all)",
     )
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     p.set_defaults(run=run)
     return p

@@ -258,7 +258,7 @@ def validate_image_size(image_size: object) -> tuple[int, int]:
 
 
 # Name → decoder. "auto" takes the first available of AUTO_ORDER. Measured by
-# benchmarks/bench_images.py (2,000 JPEGs of 200-500 px → 200x200, one thread, 2-core VM):
+# feeders/benchmarks/bench_images.py (2,000 JPEGs of 200-500 px → 200x200, one thread, 2-core VM):
 # simplejpeg ~1,100 images/s, pil ~1,080 (within noise: both spend about half their time
 # in PIL's resize), tf ~520, skimage ~160.
 DECODERS: dict[str, Decoder] = {

@@ -160,7 +160,7 @@ class ArraySource:
         path). Each gather fetches a *chunk* of batches (about 4 MB), which is
         then unbatched: per-element overhead, not copying, bounds this pipeline,
         and chunking divides it (~2× Keras' per-batch gather, measured in
-        ``benchmarks/bench_arrays.py``). The price is one TF copy of the
+        ``feeders/benchmarks/bench_arrays.py``). The price is one TF copy of the
         arrays, made on first use and kept, as Keras makes; memory-mapped arrays
         keep the zero-copy NumPy path. The order is the NumPy path's order, so
         both give identical batches (``shuffle=False``: the natural order). The

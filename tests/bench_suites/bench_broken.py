@@ -2,7 +2,7 @@
 
 import sys
 
-from benchmarks._timing import Measurement, emit
+from feeders.benchmarks._timing import Measurement, emit
 
 if __name__ == "__main__":
     emit([Measurement("before the crash", "batches/s", 10, {}, [1.0]).row("broken")])

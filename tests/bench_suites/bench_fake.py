@@ -2,7 +2,7 @@
 
 import sys
 
-from benchmarks._timing import Measurement, emit, environment, ratio_row
+from feeders.benchmarks._timing import Measurement, emit, environment, ratio_row
 
 SUITE = "fake"
 

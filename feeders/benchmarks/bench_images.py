@@ -35,7 +35,7 @@ Measured on the 2-core VM at a quiet moment (2,000 files, median of 3): tf.data 
 of which PIL's antialiased resize is ~0.5 (decode costs the same as TF's). Feeders' pool adds
 ~0.1 ms/image over the in-process decode (copy into the slot, copy out in the parent).
 
-Run: `python -m benchmarks.bench_images [--quick]` (`--quick`: 96 files, 1 repeat).
+Run: `python -m feeders.benchmarks.bench_images [--quick]` (`--quick`: 96 files, 1 repeat).
 Files are written once (rich progress bar) under --data-dir and reused by later runs.
 """
 
@@ -60,7 +60,7 @@ from PIL import Image
 from skimage.io import imread
 from skimage.transform import resize
 
-from benchmarks._timing import Measurement, emit, environment, interleaved, ratio_row
+from feeders.benchmarks._timing import Measurement, emit, environment, interleaved, ratio_row
 
 SUITE = "images"
 IMAGE_SIZE = (200, 200)

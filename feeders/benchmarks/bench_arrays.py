@@ -5,22 +5,24 @@
 (b) one epoch of plain NumPy batches vs ``get_numpy_iterator()`` — target ≥ 1×;
 (c) one ``fit`` epoch through the feeder vs ``fit`` on the arrays — target ≤ 1.05×.
 
-Run: ``python -m benchmarks.bench_arrays [--quick]`` (JSON lines on stdout).
+Run: ``python -m feeders.benchmarks.bench_arrays [--quick]`` (JSON lines on stdout).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks._timing import Measurement, emit, interleaved, ratio_row
+from feeders.benchmarks._timing import Measurement, emit, interleaved, ratio_row
 
 SUITE = "arrays"
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="bundled sample, fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ours_ds, keras_ds = feeder().as_dataset(), keras_adapter().get_tf_dataset()
     ours_np, keras_np = feeder(), keras_adapter()
 
-    def drain(iterable) -> None:
+    def drain(iterable: Iterable[Any]) -> None:
         for _ in iterable:
             pass
 

@@ -15,7 +15,7 @@ imported in this process, interleaved repeats:
   - ``adapt, 300 MB`` vs one ``pickle.dumps`` of the dataset;
   - ``worker RSS, 300 MB changed``: the largest worker's RSS over the dataset size.
 
-Run: ``python -m benchmarks.bench_workers [--quick]`` from the repo root.
+Run: ``python -m feeders.benchmarks.bench_workers [--quick]``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from benchmarks._timing import Measurement, emit, environment, interleaved
+from feeders.benchmarks._timing import Measurement, emit, environment, interleaved
 
 SUITE = "workers"
 DATASET_MB = 300
@@ -168,8 +168,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import tensorflow as tf  # noqa: F401  - the parent as in training: TensorFlow loaded
 
     import feeders
-    from benchmarks.bench_workers import Big as ImportedBig  # by reference, as users' modules
-    from benchmarks.bench_workers import Squares as ImportedSquares
+    from feeders.benchmarks.bench_workers import (
+        Big as ImportedBig,  # by reference, as users' modules
+    )
+    from feeders.benchmarks.bench_workers import Squares as ImportedSquares
 
     config = {"workers": 2, "use_multiprocessing": True, "backend": keras.backend.backend()}
     rows: list[dict[str, Any]] = []

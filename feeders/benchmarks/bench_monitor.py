@@ -14,7 +14,7 @@
     (batches per worker, mean queue occupancy, seconds the consumer waited).
 
 Fits and drains alternate (interleaved repeats), models identically initialised.
-Run: ``python -m benchmarks.bench_monitor [--quick]`` (JSON lines on stdout);
+Run: ``python -m feeders.benchmarks.bench_monitor [--quick]`` (JSON lines on stdout);
 ``FEEDERS_DATA_DIR`` points at full MNIST, else the bundled sample is used.
 """
 
@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from benchmarks._timing import Measurement, emit, interleaved, ratio_row
+from feeders.benchmarks._timing import Measurement, emit, interleaved, ratio_row
 from feeders.workers import batch_rng
 
 SUITE = "monitor"
@@ -62,7 +62,7 @@ class MnistBatches:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4,000 samples, 3 repeats (else 5)")
+    parser.add_argument("--quick", action="store_true", help="2,000 samples, 2 repeats (else 5)")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
 
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     x, y, _, _ = mnist_arrays()
     if args.quick:
-        x, y = x[:4000], y[:4000]
-    repeats = args.repeats or (3 if args.quick else 5)
+        x, y = x[:2000], y[:2000]
+    repeats = args.repeats or (2 if args.quick else 5)
     num_batches = math.ceil(len(x) / BATCH)
     config = {"batch_size": BATCH, "samples": len(x), "data": str(mnist_source())}
 
@@ -164,7 +164,7 @@ def _pool_rows(
     """One row per pool configuration, with the last epoch's counters in its config."""
     import feeders
 
-    pools = {
+    pools: dict[str, dict[str, Any]] = {
         "WorkerPool(workers=0)": {"workers": 0},
         "WorkerPool(workers=2, threads)": {"workers": 2},
         "WorkerPool(workers=2, processes)": {"workers": 2, "use_multiprocessing": True},

@@ -5,7 +5,7 @@ Every batch a generator, a Sequence or the worker pool yields goes through it
 ``(x (128, 28, 28) float32, y (128,) int64)`` and the same with a float32
 ``sample_weight`` (its NaN/negative check included), next to a plain
 ``np.asarray`` of each leaf (the least any NumPy-returning path pays), timed
-interleaved. Run: ``python -m benchmarks.bench_checks [--quick]``.
+interleaved. Run: ``python -m feeders.benchmarks.bench_checks [--quick]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._timing import Measurement, emit, interleaved
+from feeders.benchmarks._timing import Measurement, emit, interleaved
 from feeders.structure import BatchChecker, first_spec
 
 SUITE = "checks"

@@ -12,7 +12,7 @@ Both transports use one persistent worker process, at most ``--queue`` batches
 in flight, and a dataset that returns the same prebuilt array, so only the
 transport is timed.
 
-Run: ``python -m benchmarks.bench_transport [--quick]`` from the repo root.
+Run: ``python -m feeders.benchmarks.bench_transport [--quick]`` from the repo root.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from benchmarks._timing import Measurement, emit, interleaved, ratio_row
+from feeders.benchmarks._timing import Measurement, emit, interleaved, ratio_row
 
 SUITE = "transport"
 SHAPE = (32, 200, 200, 3)  # float32: 15.36 MB, an image batch
