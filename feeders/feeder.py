@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from feeders._tf import require_tf
 from feeders.keras_glue import DataAdapter, outputs_are_a_dict
 from feeders.structure import (
     ArraySpec,
@@ -254,14 +255,13 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         the others are wrapped with ``from_generator``. Either way, each
         iteration claims the next epoch from this feeder's counter.
         """
+        tf = require_tf("Feeder.as_dataset()")
         native = getattr(self.source, "as_dataset", None)
         if native is not None:
             dataset = self._native_dataset(native)
             if dataset is not None:
                 self._timing.path = "native"
                 return dataset
-        import tensorflow as tf
-
         signature = self.spec.to_tf()
         dataset = tf.data.Dataset.from_generator(self._keras_pass, output_signature=signature)
         # Python makes the next batches while the model trains on this one, as Keras does.
@@ -353,12 +353,16 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         return self._keras_pass()
 
     def get_jax_iterator(self) -> Iterator[tuple[Tree, ...]]:
-        return self._keras_pass()
+        """The next pass, put on the JAX device one step ahead (:mod:`feeders.backends`)."""
+        from feeders.backends.jax_batches import jax_batches
+
+        return jax_batches(self._keras_pass())
 
     def get_torch_dataloader(self) -> Any:
-        raise NotImplementedError(
-            "feeders does not support the torch backend yet; use the TensorFlow or JAX backend."
-        )
+        """A ``DataLoader``; each iteration is the next pass (:mod:`feeders.backends`)."""
+        from feeders.backends.torch_loader import torch_dataloader
+
+        return torch_dataloader(self._keras_pass)
 
     @property
     def batch_size(self) -> int | None:
