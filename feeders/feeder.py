@@ -350,19 +350,29 @@ class Feeder(DataAdapter):  # type: ignore[misc]
         return self.as_dataset()
 
     def get_numpy_iterator(self) -> Iterator[tuple[Tree, ...]]:
-        return self._keras_pass()
+        return self._backend_pass()
 
     def get_jax_iterator(self) -> Iterator[tuple[Tree, ...]]:
         """The next pass, put on the JAX device one step ahead (:mod:`feeders.backends`)."""
         from feeders.backends.jax_batches import jax_batches
 
-        return jax_batches(self._keras_pass())
+        return jax_batches(self._backend_pass())
 
     def get_torch_dataloader(self) -> Any:
         """A ``DataLoader``; each iteration is the next pass (:mod:`feeders.backends`)."""
         from feeders.backends.torch_loader import torch_dataloader
 
-        return torch_dataloader(self._keras_pass)
+        return torch_dataloader(self._backend_pass)
+
+    def _backend_pass(self) -> Iterator[tuple[Tree, ...]]:
+        """The next pass, or the one Keras' symbolic build peeked at (NOTE in backends/passes.py)."""
+        keeper = self.__dict__.get("_pass_keeper")
+        if keeper is None:
+            from feeders.backends.passes import PassKeeper
+
+            keeper = PassKeeper(self._keras_pass, lambda: self.position, lambda: self.num_batches)
+            self.__dict__["_pass_keeper"] = keeper
+        return keeper.next_pass()
 
     @property
     def batch_size(self) -> int | None:
