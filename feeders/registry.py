@@ -55,7 +55,9 @@ def is_arrays(obj: Any) -> bool:
         return bool(obj) and all(is_arrays(v) for v in obj.values())
     if isinstance(obj, list | tuple):
         return bool(obj) and all(is_arrays(v) for v in obj)
-    return hasattr(obj, "__array__") and hasattr(obj, "shape") and not hasattr(obj, "element_spec")
+    from feeders.sources.array_likes import is_array_like
+
+    return is_array_like(obj)
 
 
 def is_tf_dataset(obj: Any) -> bool:
