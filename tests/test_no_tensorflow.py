@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +63,26 @@ def test_every_kind_trains_without_tensorflow(run: dict) -> None:
     ],
 )
 def test_tensorflow_features_name_the_extra(run: dict, feature: str, named: str) -> None:
-    import re
-
     message = run["refusals"][feature]
     assert re.search(named + r" needs TensorFlow, which is not installed", message), message
     assert 'pip install "feeders[tensorflow]"' in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_feeders_demo_trains_without_tensorflow(backend: str) -> None:
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "no_tf_site"), str(ROOT)]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "feeders", "demo", "--epochs", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    accuracy = float(re.search(r"test: loss [\d.]+, accuracy ([\d.]+)", done.stdout).group(1))
+    assert accuracy > 0.7  # one epoch of the guide's model on the bundled sample: ~0.84
