@@ -77,9 +77,27 @@ def is_generator(obj: Any) -> bool:
     return hasattr(obj, "__next__") or (callable(obj) and not isinstance(obj, type))
 
 
+def is_torch_dataloader(obj: Any) -> bool:
+    """A ``torch.utils.data.DataLoader``, recognised without importing torch."""
+    from feeders.sources.torch_data import is_torch_dataloader as check
+
+    return check(obj)
+
+
+def is_grain_dataset(obj: Any) -> bool:
+    """A grain ``MapDataset``/``IterDataset``/``DataLoader``, recognised without importing grain."""
+    from feeders.sources.grain_data import is_grain_dataset as check
+
+    return check(obj)
+
+
 _BUILTIN = [
     SourceKind("arrays", is_arrays, "feeders.sources.arrays:from_arrays"),
     SourceKind("tf.data", is_tf_dataset, "feeders.sources.tf_data:from_dataset"),
+    SourceKind(
+        "torch DataLoader", is_torch_dataloader, "feeders.sources.torch_data:from_dataloader"
+    ),
+    SourceKind("grain", is_grain_dataset, "feeders.sources.grain_data:from_grain"),
     SourceKind("sequence", is_sequence, "feeders.sources.sequences:from_sequence"),
     SourceKind("generator", is_generator, "feeders.sources.generators:from_generator"),
 ]
