@@ -87,3 +87,23 @@ def test_tf_sparse_tensors_are_arrays_and_ragged_ones_are_refused() -> None:
     ragged = tf.ragged.constant([[1.0], [2.0, 3.0]])
     with pytest.raises(TypeError, match=r"`x` is a tf.RaggedTensor .* Pad it \(`.to_tensor\(\)`\)"):
         feeders.adapt(ragged, np.zeros(2))
+
+
+def test_generator_batches_of_tensors_and_sparse_tensors_are_converted() -> None:
+    tf = pytest.importorskip("tensorflow")
+    torch = pytest.importorskip("torch")
+
+    def batches():  # type: ignore[no-untyped-def]
+        for i in range(0, 20, 8):
+            yield tf.sparse.from_dense(X[i : i + 8]), torch.tensor(Y[i : i + 8])
+
+    feeder = feeders.adapt(batches, shuffle=False, num_batches=3)
+    _same(_batches(feeder), _batches(feeders.adapt(X, Y, batch_size=8, shuffle=False)))
+
+    def ragged():  # type: ignore[no-untyped-def]
+        yield tf.ragged.constant([[1.0], [2.0, 3.0]]), np.zeros(2)
+
+    with pytest.raises(
+        TypeError, match=r"`generator batch` is a tf.RaggedTensor \(shape \(2, None\)\)"
+    ):
+        feeders.adapt(ragged, num_batches=1)

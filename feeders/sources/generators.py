@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from feeders.sources._checks import check_batch_size, check_split, draw_seed, reject_options
+from feeders.sources.array_likes import as_numpy, dense
 from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, paths
 from feeders.weights import check_sample_weight_shape, check_weights
 
@@ -274,7 +275,10 @@ def _unpack(element: Any, index: int, epoch: int) -> tuple[Any, ...]:
 
 
 def _as_array(leaf: Any) -> np.ndarray:
-    return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
+    """NumPy as it is; torch/JAX/pandas/sparse leaves converted (:mod:`~feeders.sources.array_likes`)."""
+    if type(leaf) is np.ndarray:
+        return leaf
+    return np.asarray(dense(as_numpy(leaf, "generator batch")))
 
 
 def _first_spec(element: Any) -> BatchSpec:
