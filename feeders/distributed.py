@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from feeders._tf import require_tf
 from feeders.keras_glue import DataAdapter
 from feeders.serve import DEFAULT_PROBE_TIMEOUT, answers, list_workers
 from feeders.service_graph import NotServableError, ServiceGraph, service_graph
@@ -202,9 +203,9 @@ class DistributedFeeder(DataAdapter):  # type: ignore[misc]
         return iter(self)
 
     def get_torch_dataloader(self) -> Any:
-        raise NotImplementedError(
-            "feeders does not support the torch backend yet; use the TensorFlow or JAX backend."
-        )
+        from feeders.backends.torch_loader import torch_dataloader
+
+        return torch_dataloader(self.__iter__)
 
     @property
     def num_batches(self) -> int | None:
@@ -271,6 +272,7 @@ def distribute(
     """
     from feeders.dispatch import adapt
 
+    tf = require_tf("feeders.distribute()")
     if processing_mode not in PROCESSING_MODES:
         raise ValueError(
             f"`processing_mode` must be one of {list(PROCESSING_MODES)}, but got "
@@ -286,8 +288,6 @@ def distribute(
             "`service` must be the dispatcher's address, 'grpc://host:port' or 'host:port', "
             f"but got service={service!r}."
         )
-    import tensorflow as tf
-
     feeder = adapt(feeder)
     if feeder.num_batches != feeder.source.num_batches:
         raise ValueError(

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from feeders._tf import require_tf
 from feeders.capabilities import HasPool, InOrder, NativeTF, SinglePass, Splittable
 from feeders.errors import from_tf_error
 from feeders.keras_glue import (
@@ -360,8 +361,7 @@ class Feeder(KerasHandOff):
         do so; the others are wrapped with ``from_generator``. Either way, each
         iteration of a training dataset claims the next epoch from this feeder's counter.
         """
-        import tensorflow as tf
-
+        tf = require_tf("Feeder.as_dataset()")
         if isinstance(self.source, NativeTF):
             dataset = self._native_dataset(mode)
             if dataset is not None:
@@ -498,12 +498,22 @@ class Feeder(KerasHandOff):
         return self._keras_pass()
 
     def get_jax_iterator(self) -> Iterator[tuple[Tree, ...]]:
-        return self._keras_pass()
+        return self._jax_pass(TRAINING)
 
     def get_torch_dataloader(self) -> Any:
-        raise NotImplementedError(
-            "feeders does not support the torch backend yet; use the TensorFlow or JAX backend."
-        )
+        return self._torch_loader(TRAINING)
+
+    def _jax_pass(self, mode: _Mode) -> Iterator[tuple[Tree, ...]]:
+        """The next pass, put on the JAX device one step ahead (:mod:`feeders.backends`)."""
+        from feeders.backends.jax_batches import jax_batches
+
+        return jax_batches(self._keras_pass(mode))
+
+    def _torch_loader(self, mode: _Mode) -> Any:
+        """A ``DataLoader``; each iteration is the next pass (:mod:`feeders.backends`)."""
+        from feeders.backends.torch_loader import torch_dataloader
+
+        return torch_dataloader(functools.partial(self._keras_pass, mode))
 
     @property
     def batch_size(self) -> int | None:
@@ -549,10 +559,10 @@ class _KerasPass(KerasHandOff):
         return self.feeder.as_dataset(self.mode)
 
     def get_jax_iterator(self) -> Iterator[tuple[Tree, ...]]:
-        return self.feeder._keras_pass(self.mode)
+        return self.feeder._jax_pass(self.mode)
 
     def get_torch_dataloader(self) -> Any:
-        return self.feeder.get_torch_dataloader()
+        return self.feeder._torch_loader(self.mode)
 
     def keras_error(self, err: BaseException) -> BaseException | None:
         return self.feeder.keras_error(err)

@@ -70,7 +70,9 @@ def is_arrays(obj: Any) -> bool:
         return bool(obj) and all(is_arrays(v) for v in obj.values())
     if isinstance(obj, list | tuple):
         return bool(obj) and all(is_arrays(v) for v in obj)
-    return hasattr(obj, "__array__") and hasattr(obj, "shape") and not hasattr(obj, "element_spec")
+    from feeders.sources.array_likes import is_array_like
+
+    return is_array_like(obj)
 
 
 def is_tf_dataset(obj: Any) -> bool:
@@ -91,6 +93,20 @@ def is_generator(obj: Any) -> bool:
     return hasattr(obj, "__next__") or (callable(obj) and not isinstance(obj, type))
 
 
+def is_torch_dataloader(obj: Any) -> bool:
+    """A ``torch.utils.data.DataLoader``, recognised without importing torch."""
+    from feeders.sources.torch_data import is_torch_dataloader as check
+
+    return check(obj)
+
+
+def is_grain_dataset(obj: Any) -> bool:
+    """A grain ``MapDataset``/``IterDataset``/``DataLoader``, recognised without importing grain."""
+    from feeders.sources.grain_data import is_grain_dataset as check
+
+    return check(obj)
+
+
 _BUILTIN = [
     SourceKind(
         "arrays",
@@ -106,6 +122,21 @@ _BUILTIN = [
         accepts=frozenset({"batch_size", "drop_remainder", "shuffle_buffer", "cardinality"}),
         hint="Put them in the dataset's elements, e.g. "
         "tf.data.Dataset.from_tensor_slices((x, y, sample_weight)).",
+    ),
+    SourceKind(
+        "torch DataLoader",
+        is_torch_dataloader,
+        "feeders.sources.torch_data:from_dataloader",
+        accepts=frozenset({"shuffle_buffer", "num_batches"}),
+        hint="A DataLoader yields whole batches: return (x, y, sample_weight) from the "
+        "dataset, and set batch_size on the DataLoader.",
+    ),
+    SourceKind(
+        "grain",
+        is_grain_dataset,
+        "feeders.sources.grain_data:from_grain",
+        accepts=frozenset({"shuffle_buffer", "num_batches"}),
+        hint="Map grain elements to (x, y, sample_weight) and batch them in grain (ds.batch(n)).",
     ),
     SourceKind(
         "sequence",

@@ -20,6 +20,8 @@ from typing import Any, TypeAlias
 
 import numpy as np
 
+from feeders.sources.array_likes import as_numpy, dense
+
 Tree: TypeAlias = Any
 """An ndarray, or a list/tuple/dict nesting of ndarrays."""
 
@@ -311,7 +313,7 @@ def _arrays(tree: Tree, where: str, describe: Callable[[], str]) -> Tree:
             f"{_sentence(describe())} has {where} None. Every part of a batch must be an "
             "array (drop the part, or return a placeholder array)."
         )
-    array = _as_array(tree)
+    array = _as_array(tree, where)
     if array.dtype == object:
         raise TypeError(
             f"{_sentence(describe())} has {where} of dtype object (shape {array.shape}); "
@@ -321,9 +323,14 @@ def _arrays(tree: Tree, where: str, describe: Callable[[], str]) -> Tree:
     return array
 
 
-def _as_array(leaf: Any) -> np.ndarray:
-    """A NumPy view of ``leaf`` (tf.Tensor, JAX array, list...), no copy for an ndarray."""
-    return leaf if type(leaf) is np.ndarray else np.asarray(leaf)
+def _as_array(leaf: Any, where: str) -> np.ndarray:
+    """A batch leaf as NumPy: torch/JAX/TF tensors, pandas and sparse rows converted.
+
+    (:mod:`feeders.sources.array_likes` says how each kind converts.)
+    """
+    if type(leaf) is np.ndarray:
+        return leaf
+    return np.asarray(dense(as_numpy(leaf, where)))
 
 
 class _Mismatch(Exception):
@@ -409,7 +416,7 @@ def _compile(template: Tree, where: str) -> Walk:
                 got = "None" if tree is None else f"a {type(tree).__name__}"
                 raise _Mismatch(where, got, "an array")
             else:
-                array = np.asarray(tree)
+                array = _as_array(tree, where)
             if array.dtype != dtype:
                 raise _Mismatch(where, f"dtype {array.dtype}", f"dtype {dtype}")
             if array.ndim != ndim or array.shape[1:] != inner:

@@ -179,7 +179,7 @@ REFUSED = {
     "tf.data num_batches": (
         "tf.data",
         {"num_batches": 3},
-        r"`num_batches` does not apply to 'tf.data' sources \(it applies to generator\)",
+        r"`num_batches` does not apply to 'tf.data' sources \(it applies to torch DataLoader, grain, generator\)",
     ),
 }
 

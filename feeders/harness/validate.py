@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from feeders._tf import tf_available
 from feeders.structure import PARTS, Batch, Tree, flatten, lists_to_tuples, map_tree
 
 if TYPE_CHECKING:
@@ -96,13 +97,18 @@ def from_sequence(workers: int) -> MakeFeeder:
 
 
 RECIPES: dict[str, MakeFeeder] = {
-    "arrays": from_arrays,
-    "tf.data": from_tf_data,
-    "generator": from_generator_factory,
-    "sequence-w0": from_sequence(0),
-    "sequence-threads2": from_sequence(2),
+    name: make
+    for name, make in {
+        "arrays": from_arrays,
+        "tf.data": from_tf_data,
+        "generator": from_generator_factory,
+        "sequence-w0": from_sequence(0),
+        "sequence-threads2": from_sequence(2),
+    }.items()
+    if name != "tf.data" or tf_available()
 }
-"""How each built-in source kind is fed the same arrays; ``arrays`` is the reference."""
+"""How each built-in source kind is fed the same arrays; ``arrays`` is the reference.
+(``tf.data`` only where TensorFlow is installed.)"""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from PIL import Image
 
+from feeders._tf import require_tf
 from feeders.images import tf_decode
 
 if TYPE_CHECKING:
@@ -288,6 +289,8 @@ def resolve_decoder(name: str) -> str:
         raise ValueError(
             f"`decoder` must be one of {['auto', *DECODERS]}, but got decoder={name!r}."
         )
+    if name == "tf":
+        require_tf("decoder='tf'")
     if not _available(name):
         _import_simplejpeg()
     return name

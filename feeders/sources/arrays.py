@@ -22,6 +22,7 @@ from feeders.sources._checks import (
     check_split,
     resolve_seed,
 )
+from feeders.sources.array_likes import SparseRows, as_numpy, dense
 from feeders.structure import (
     ArraySpec,
     Batch,
@@ -142,7 +143,7 @@ class ArraySource:
 
     def _batch(self, index: slice | np.ndarray) -> Batch:
         leaves = [
-            leaf[index] if cast is None else leaf[index].astype(cast)
+            dense(leaf[index]) if cast is None else leaf[index].astype(cast)
             for leaf, cast in zip(self._leaves, self._casts, strict=True)
         ]
         out: list[Tree | None] = []
@@ -169,7 +170,7 @@ class ArraySource:
         """
         import tensorflow as tf
 
-        if any(isinstance(leaf, np.memmap) for leaf in self._leaves):
+        if any(isinstance(leaf, np.memmap | SparseRows) for leaf in self._leaves):
             return None
         if self._tensors is None:
             self._tensors = tuple(
@@ -324,7 +325,10 @@ def _as_arrays(part: Tree | None, name: str) -> Tree | None:
         return {key: _as_arrays(value, f"{name}[{key!r}]") for key, value in part.items()}
     if isinstance(part, list | tuple):
         return [_as_arrays(value, f"{name}[{i}]") for i, value in enumerate(part)]
-    array = np.asarray(part)
+    array = as_numpy(part, name)
+    if isinstance(array, SparseRows):
+        return array
+    array = np.asarray(array)
     if array.ndim == 0:
         raise ValueError(
             f"`{name}` must be an array with one row per sample, but got a scalar "

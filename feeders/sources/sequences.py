@@ -150,14 +150,28 @@ class SequenceSource:
             yield check(batch, order[position], n)
 
     def _inference(self, start: int) -> Iterator[Batch]:
+        """Epoch 0 in index order, whatever epoch training reached, and no epoch hooks.
+
+        A sequence with ``set_epoch`` (e.g. an ``ImageFileSequence`` that shuffles
+        its files) is shown epoch 0 for the pass and given its training epoch back
+        after it, so predictions do not depend on how far training got.
+        """
         check = self._first_batch()[1]
-        self._pool.update(self.sequence)  # what the last on_epoch_end changed
-        if self.num_batches is None:
-            yield from self._endless(0, start)
-            return
-        order = list(range(self.num_batches))[start:]
-        for position, batch in enumerate(self._fetch(0, order)):
-            yield check(batch, order[position], 0)
+        set_epoch = getattr(self.sequence, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(0)
+        self._pool.update(self.sequence)  # what the last on_epoch_end (or set_epoch) changed
+        try:
+            if self.num_batches is None:
+                yield from self._endless(0, start)
+                return
+            order = list(range(self.num_batches))[start:]
+            for position, batch in enumerate(self._fetch(0, order)):
+                yield check(batch, order[position], 0)
+        finally:
+            if set_epoch is not None:
+                set_epoch(self._ended_through + 1)
+                self._pool.update(self.sequence)
 
     def _endless(self, n: int, start: int) -> Iterator[Batch]:
         """An infinite sequence: batches ``start, start + 1, ...`` in chunks of ``ENDLESS_CHUNK``."""

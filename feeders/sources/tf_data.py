@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from feeders._tf import require_tf
 from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
 from feeders.structure import (
     ELEMENT_FORMS,
@@ -282,6 +283,8 @@ def from_dataset(
     ``y`` and ``sample_weight`` are always ``None`` here: its registry row refuses
     them (the dataset's elements hold them).
     """
+    require_tf("A tf.data.Dataset source")
+    refuse_distributed(dataset)
     return TFDataSource(
         dataset,
         batch_size=batch_size,
@@ -421,3 +424,21 @@ def _describe(structure: Any) -> str:
         f"{where}: {one(leaf)}"
         for leaf, where in zip(flatten(structure), paths(structure, "element"), strict=True)
     )
+
+
+def refuse_distributed(dataset: Any) -> None:
+    """Refuse a ``tf.distribute`` distributed dataset: its batches are already split per replica.
+
+    Raises:
+        TypeError: ``dataset`` came from ``strategy.experimental_distribute_dataset`` (or
+            ``distribute_datasets_from_function``); the message says what to pass instead.
+    """
+    import tensorflow as tf
+
+    if isinstance(dataset, tf.distribute.DistributedDataset):
+        raise TypeError(
+            f"`x` is a tf.distribute distributed dataset ({type(dataset).__name__}), whose "
+            "batches are already split across replicas; feeders needs the dataset before "
+            "distribution. Pass the tf.data.Dataset itself and call fit under "
+            "strategy.scope(): Keras distributes a feeder's batches across the replicas."
+        )

@@ -1,0 +1,82 @@
+"""The same batches, in the same order, through ``model.fit`` on every Keras backend.
+
+Keras picks its backend at import, so each backend runs in its own process
+(``tests/scripts/backend_batches.py``, one per backend, side by side): the
+guide's four Keras calls (``fit`` with ``validation_data`` over two epochs,
+``evaluate``, ``predict``) over every source kind, with a model that records
+a digest of each batch a step receives. Every backend must log exactly the
+digests of ``Feeder.epoch(0)``, ``epoch(1)``, ... in order, and see its own
+tensor type. Backends that are not installed are skipped (CI installs all three).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feeders.images.samples import write_photos
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "scripts" / "backend_batches.py"
+BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+INSTALLED = [name for name, module in BACKENDS.items() if importlib.util.find_spec(module)]
+CASES = [
+    "arrays",
+    "arrays-dict-sample-weight",
+    "generator",
+    "sequence-w0",
+    "sequence-threads",
+    "sequence-processes",
+    "image-files",
+]
+# The leaf type a model step sees: JAX on the CPU gets NumPy (nothing to put ahead).
+TENSOR_MODULE = {"tensorflow": "tensorflow", "jax": "numpy", "torch": "torch"}
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    images = tmp_path_factory.mktemp("images")
+    write_photos(images, 20, sizes=(20, 40))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    reference = "jax" if "jax" in INSTALLED else INSTALLED[0]  # the quickest to start
+    runs = {
+        backend: subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(images)],
+            env={**env, "KERAS_BACKEND": backend, "FEEDERS_EXPECTED": str(backend == reference)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for backend in INSTALLED
+    }
+    found = {}
+    for backend, run in runs.items():
+        out, err = run.communicate(timeout=500)
+        assert run.returncode == 0, f"{backend}:\n{err[-3000:]}"
+        found[backend] = json.loads(out)
+    found["expected"] = {
+        case: [tuple(entry) for entry in run["expected"]]
+        for case, run in found[reference]["cases"].items()
+    }
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("case", CASES)
+def test_fit_evaluate_predict_see_the_epochs_in_order(
+    logs: dict[str, Any], backend: str, case: str
+) -> None:
+    if backend not in logs:
+        pytest.skip(f"{backend} is not installed")
+    assert logs[backend]["backend"] == backend
+    found = logs[backend]["cases"][case]
+    assert [tuple(entry[:2]) for entry in found["log"]] == logs["expected"][case]
+    assert found["seen"] == [TENSOR_MODULE[backend]]
