@@ -98,6 +98,39 @@ def test_demo_validate_and_bench_work_from_an_empty_folder(venv: Path, tmp_path:
         assert not [m for m in TF_LOG_MARKERS if m in done.stdout + done.stderr], done.stderr
 
 
+USER_MODULE = """
+import ctypes
+
+import numpy as np
+
+import feeders
+
+LIBC = ctypes.PyDLL(None)  # its calls keep the GIL: threads cannot overlap them
+
+
+class Decode:
+    def __len__(self):
+        return 24
+
+    def __getitem__(self, i):
+        LIBC.usleep(30_000)
+        return np.full((8, 16, 16, 3), i, np.float32), np.arange(8)
+
+
+def make(workers=0, use_multiprocessing=False):
+    return feeders.adapt(Decode(), workers=workers, use_multiprocessing=use_multiprocessing)
+"""
+
+
+def test_bench_profiles_a_users_module_in_the_current_folder(venv: Path, tmp_path: Path) -> None:
+    (tmp_path / "my_pipeline.py").write_text(USER_MODULE)
+    command = ("bench", "--feeder", "my_pipeline:make", "--budget", "15")
+    done = feeders_command(venv, tmp_path, *command)
+    assert "recommended: workers=" in done.stdout and "use_multiprocessing=True:" in done.stdout
+    assert "images/s" in done.stdout
+    assert not [m for m in TF_LOG_MARKERS if m in done.stderr], done.stderr
+
+
 def test_the_unpacked_sdist_collects_every_test_and_passes_the_fast_ones(
     dist: Path, tmp_path: Path
 ) -> None:
