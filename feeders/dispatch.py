@@ -7,6 +7,7 @@ from typing import Any
 
 from feeders.feeder import Feeder
 from feeders.registry import find_source_kind
+from feeders.sharding import call_with_shard, per_process_batch_size, resolve_shard, shard_source
 from feeders.structure import Tree
 
 
@@ -21,6 +22,8 @@ def adapt(
     seed: int | None = None,
     steps_per_epoch: int | None = None,
     model: Any = None,
+    shard: tuple[int, int] | str | None = None,
+    global_batch_size: int | None = None,
     **options: Any,
 ) -> Feeder:
     """Wrap ``source`` in the feeder of its kind, found in :mod:`feeders.registry`.
@@ -32,12 +35,21 @@ def adapt(
     kind-specific options (``drop_remainder``, ``workers``, ...)
     go to that kind's factory, which refuses those it does not use.
 
+    ``shard=(index, count)`` or ``"auto"``: this process reads its part of every
+    epoch for data-parallel training (:mod:`feeders.sharding`); ``batch_size``
+    is then per process, or give ``global_batch_size`` (``batch_size * count``).
+    A generator factory that takes an argument is called as ``factory(shard)``.
+
     Raises:
         TypeError: no source kind accepts ``source`` (the message lists the kinds).
     """
     if isinstance(source, Feeder):
         return source
     kind = find_source_kind(source)
+    sharded = resolve_shard(shard)
+    batch_size = per_process_batch_size(batch_size, global_batch_size, sharded)
+    if sharded is not None:
+        source = call_with_shard(source, sharded)
     made = kind.make(
         source,
         y,
@@ -47,6 +59,8 @@ def adapt(
         seed=seed,
         **options,
     )
+    if sharded is not None:
+        made = shard_source(made, sharded)
     feeder = Feeder(
         made, class_weight=class_weight, steps_per_epoch=steps_per_epoch, kind=kind.name
     )
