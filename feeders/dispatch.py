@@ -7,7 +7,13 @@ from typing import Any
 
 from feeders.feeder import Feeder
 from feeders.registry import find_source_kind
-from feeders.sharding import call_with_shard, per_process_batch_size, resolve_shard, shard_source
+from feeders.sharding import (
+    call_with_shard,
+    check_seed,
+    per_process_batch_size,
+    resolve_shard,
+    shard_source,
+)
 from feeders.structure import Tree
 
 
@@ -49,6 +55,7 @@ def adapt(
     sharded = resolve_shard(shard)
     batch_size = per_process_batch_size(batch_size, global_batch_size, sharded)
     if sharded is not None:
+        check_seed(seed, shuffle)
         source = call_with_shard(source, sharded)
     made = kind.make(
         source,

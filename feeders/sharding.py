@@ -136,6 +136,16 @@ def _from_tf_config(text: str) -> Shard:
     return Shard(index if kind == "chief" else chiefs + index, chiefs + workers)
 
 
+def check_seed(seed: int | None, shuffle: bool) -> None:
+    """Shuffled shards need one global order, so every process must draw it from the same seed."""
+    if shuffle and seed is None:
+        raise ValueError(
+            "A sharded feeder that shuffles needs `seed`, the same on every process (each "
+            "process draws its part of one global order), but got seed=None. Pass e.g. "
+            "seed=1337, or shuffle=False."
+        )
+
+
 def per_process_batch_size(
     batch_size: int | None, global_batch_size: int | None, shard: Shard | None
 ) -> int | None:

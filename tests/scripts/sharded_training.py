@@ -1,0 +1,109 @@
+"""One process of a 2-process data-parallel run on 127.0.0.1 (tests/test_sharding_multiprocess.py).
+
+Usage: ``python sharded_training.py BACKEND INDEX PORT OUT`` with BACKEND ``jax``
+(``jax.distributed`` + ``keras.distribution.DataParallel``) or ``tensorflow``
+(``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``). It trains the MNIST
+reference model on 1,001 id-tagged MNIST images through ``shard="auto"``
+feeders (arrays for 2 epochs, then a Sequence for 1) and writes to OUT, as JSON,
+the sample ids of every batch Keras took (masked rows apart), the masked rows,
+the steps Keras trained per epoch and a digest of the final weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+BACKEND, INDEX, PORT, OUT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+NUM_SAMPLES, BATCH_SIZE = 1001, 32
+os.environ["KERAS_BACKEND"] = BACKEND
+
+if BACKEND == "jax":
+    import jax
+
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{PORT}", num_processes=2, process_id=INDEX
+    )
+else:
+    os.environ["TF_CONFIG"] = json.dumps(
+        {
+            "cluster": {"worker": [f"127.0.0.1:{PORT}", f"127.0.0.1:{PORT + 1}"]},
+            "task": {"type": "worker", "index": INDEX},
+        }
+    )
+    import tensorflow as tf
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import feeders  # noqa: E402
+from feeders.datasets import load_mnist  # noqa: E402
+from feeders.harness import mnist_model  # noqa: E402
+from tests.id_sequence import IdSequence  # noqa: E402
+
+(x_train, y_train), _ = load_mnist()
+x = x_train[:NUM_SAMPLES].reshape(NUM_SAMPLES, 784).astype("float32") / 255.0
+x[:, 0] = np.arange(NUM_SAMPLES) / 1024.0  # pixel 0 is blank in MNIST: it carries the id, exactly
+y = y_train[:NUM_SAMPLES].astype("int64")
+
+if BACKEND == "jax":
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    model = mnist_model(seed=0)
+else:
+    with strategy.scope():
+        model = mnist_model(seed=0)
+
+
+class Steps(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_epoch: list[int] = []
+
+    def on_epoch_begin(self, epoch: int, logs: object = None) -> None:
+        self.per_epoch.append(0)
+
+    def on_train_batch_end(self, batch: int, logs: object = None) -> None:
+        self.per_epoch[-1] += 1
+
+
+record: dict[str, list[list[int]]] = {"ids": [], "masked": []}
+
+
+def recorded(feeder: feeders.Feeder) -> feeders.Feeder:
+    """Record every batch Keras takes from ``feeder`` (at the hand-off, on either backend)."""
+    keras_pass = feeder._keras_pass
+
+    def recording(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        for batch in keras_pass(*args, **kwargs):
+            ids = np.rint(np.asarray(batch[0])[:, 0] * 1024).astype(int)
+            weight = np.asarray(batch[2])
+            record["ids"].append(ids[weight > 0].tolist())
+            record["masked"].append(ids[weight == 0].tolist())
+            yield batch
+
+    feeder._keras_pass = recording  # type: ignore[method-assign]
+    return feeder
+
+
+steps = Steps()
+arrays = recorded(feeders.adapt(x, y, batch_size=BATCH_SIZE, seed=7, shard="auto"))
+model.fit(arrays, epochs=2, verbose=0, callbacks=[steps])
+sequence = recorded(feeders.adapt(IdSequence(x, y, BATCH_SIZE), shuffle=True, seed=7, shard="auto"))
+model.fit(sequence, epochs=1, verbose=0, callbacks=[steps])
+
+weights = np.concatenate([np.ravel(w) for w in model.get_weights()])
+with open(OUT, "w") as f:
+    json.dump(
+        {
+            "shard": [arrays.source.process_shard.index, arrays.source.process_shard.count],
+            "ids": record["ids"],
+            "masked": record["masked"],
+            "steps": steps.per_epoch,
+            "weights": [float(weights.sum()), float(np.abs(weights).sum())],
+        },
+        f,
+    )
+print("done", INDEX, flush=True)
