@@ -42,6 +42,12 @@ def _check_exactly_once(per_process: list[tuple[list[int], list[int], list[tuple
     assert set(shapes0) == set(shapes1) and len(set(shapes0)) == 1  # one batch shape everywhere
 
 
+def _tf_dataset(x: np.ndarray, y: np.ndarray) -> Any:
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y))
+
+
 def _generator_factory(x: np.ndarray, y: np.ndarray) -> Callable[[Shard], Iterator[Any]]:
     """Global batches shard.index::shard.count; the short process pads with a masked batch."""
 
@@ -69,6 +75,12 @@ MAKERS: dict[str, Callable[[np.ndarray, np.ndarray, Shard], feeders.Feeder]] = {
     "sequence": lambda x, y, s: feeders.adapt(IdSequence(x, y, BATCH), seed=3, shard=s),
     "sequence_threads": lambda x, y, s: feeders.adapt(
         IdSequence(x, y, BATCH), seed=3, workers=2, shard=s
+    ),
+    "tf_data_samples": lambda x, y, s: feeders.adapt(
+        _tf_dataset(x, y), batch_size=BATCH, shuffle_buffer=64, seed=3, shard=s
+    ),
+    "tf_data_batches": lambda x, y, s: feeders.adapt(
+        _tf_dataset(x, y).batch(BATCH), shuffle=False, shard=s
     ),
     "generator_factory": lambda x, y, s: feeders.adapt(
         _generator_factory(x, y), shuffle=False, shard=s

@@ -5,7 +5,8 @@ Usage: ``python sharded_training.py BACKEND INDEX PORT OUT`` with BACKEND ``jax`
 (``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``). It trains the MNIST
 reference model on 1,001 id-tagged MNIST images through ``shard="auto"``
 feeders (arrays for 2 epochs, then a Sequence for 1) and writes to OUT, as JSON,
-the sample ids of every batch Keras took (masked rows apart), the masked rows,
+the sample ids of every batch Keras took per pass it started (masked rows
+apart), the masked rows,
 the steps Keras trained per epoch and a digest of the final weights.
 """
 
@@ -37,6 +38,8 @@ else:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
 import keras  # noqa: E402
+
+keras.config.disable_traceback_filtering()
 import numpy as np  # noqa: E402
 
 import feeders  # noqa: E402
@@ -69,7 +72,9 @@ class Steps(keras.callbacks.Callback):
         self.per_epoch[-1] += 1
 
 
-record: dict[str, list[list[int]]] = {"ids": [], "masked": []}
+# One entry per pass Keras started: the ids of each batch it took (masked rows apart).
+passes: list[list[list[int]]] = []
+masked: list[list[list[int]]] = []
 
 
 def recorded(feeder: feeders.Feeder) -> feeders.Feeder:
@@ -77,11 +82,13 @@ def recorded(feeder: feeders.Feeder) -> feeders.Feeder:
     keras_pass = feeder._keras_pass
 
     def recording(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        passes.append([])
+        masked.append([])
         for batch in keras_pass(*args, **kwargs):
             ids = np.rint(np.asarray(batch[0])[:, 0] * 1024).astype(int)
             weight = np.asarray(batch[2])
-            record["ids"].append(ids[weight > 0].tolist())
-            record["masked"].append(ids[weight == 0].tolist())
+            passes[-1].append(ids[weight > 0].tolist())
+            masked[-1].append(ids[weight == 0].tolist())
             yield batch
 
     feeder._keras_pass = recording  # type: ignore[method-assign]
@@ -99,8 +106,8 @@ with open(OUT, "w") as f:
     json.dump(
         {
             "shard": [arrays.source.process_shard.index, arrays.source.process_shard.count],
-            "ids": record["ids"],
-            "masked": record["masked"],
+            "passes": passes,
+            "masked": masked,
             "steps": steps.per_epoch,
             "weights": [float(weights.sum()), float(np.abs(weights).sum())],
         },
