@@ -327,8 +327,7 @@ def per_worker_dataset(dataset: Any, model: Any) -> Any:
     strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
     if strategy.num_replicas_in_sync <= 1:
         return dataset
-    options = tf.distribute.InputOptions(experimental_fetch_to_device=False)
-    return strategy.distribute_datasets_from_function(lambda _: dataset, options)
+    return strategy.distribute_datasets_from_function(lambda _: dataset)
 
 
 def tf_sharded_dataset(

@@ -2,8 +2,9 @@
 
 Usage: ``python sharded_training.py BACKEND INDEX PORT OUT`` with BACKEND ``jax``
 (``jax.distributed`` + ``keras.distribution.DataParallel``) or ``tensorflow``
-(``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``). It trains the MNIST
-reference model on 1,001 id-tagged MNIST images through ``shard="auto"``
+(``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, in a custom loop: Keras
+3's ``fit`` fails multi-worker, tensorflow/tensorflow#72388). It trains the
+MNIST reference model on 1,001 id-tagged MNIST images through ``shard="auto"``
 feeders (arrays for 2 epochs, then a Sequence for 1) and writes to OUT, as JSON,
 the sample ids of every batch Keras took per pass it started (masked rows
 apart), the masked rows,
@@ -95,11 +96,51 @@ def recorded(feeder: feeders.Feeder) -> feeders.Feeder:
     return feeder
 
 
+def train_tf_loop(feeder: feeders.Feeder, epochs: int) -> None:
+    """A custom loop under the strategy: Keras 3's fit does not run multi-worker (see README).
+
+    Records the ids of what each step trains on, from the distributed batches themselves.
+    """
+    from feeders.sharding import per_worker_dataset
+
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    optimizer = model.optimizer
+    global_batch = BATCH_SIZE * strategy.num_replicas_in_sync
+
+    @tf.function
+    def step(batch: tuple[tf.Tensor, ...]) -> None:
+        def one(x: tf.Tensor, y: tf.Tensor, weight: tf.Tensor) -> None:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(loss_fn(y, model(x, training=True)) * weight) / global_batch
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+        strategy.run(one, args=batch)
+
+    for _ in range(epochs):
+        steps.per_epoch.append(0)
+        passes.append([])
+        masked.append([])
+        for batch in per_worker_dataset(feeder.as_dataset(), model):
+            step(batch)
+            steps.per_epoch[-1] += 1
+            x_local, _, w_local = (strategy.experimental_local_results(p)[0] for p in batch)
+            ids = np.rint(x_local.numpy()[:, 0] * 1024).astype(int)
+            passes[-1].append(ids[w_local.numpy() > 0].tolist())
+            masked[-1].append(ids[w_local.numpy() == 0].tolist())
+
+
 steps = Steps()
-arrays = recorded(feeders.adapt(x, y, batch_size=BATCH_SIZE, seed=7, shard="auto"))
-model.fit(arrays, epochs=2, verbose=0, callbacks=[steps])
-sequence = recorded(feeders.adapt(IdSequence(x, y, BATCH_SIZE), shuffle=True, seed=7, shard="auto"))
-model.fit(sequence, epochs=1, verbose=0, callbacks=[steps])
+arrays = feeders.adapt(x, y, batch_size=BATCH_SIZE, seed=7, shard="auto")
+sequence = feeders.adapt(IdSequence(x, y, BATCH_SIZE), shuffle=True, seed=7, shard="auto")
+if BACKEND == "jax":
+    model.fit(recorded(arrays), epochs=2, verbose=0, callbacks=[steps])
+    model.fit(recorded(sequence), epochs=1, verbose=0, callbacks=[steps])
+else:
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    train_tf_loop(arrays, 2)
+    train_tf_loop(sequence, 1)
 
 weights = np.concatenate([np.ravel(w) for w in model.get_weights()])
 with open(OUT, "w") as f:
