@@ -232,3 +232,29 @@ def test_shard_errors(call: Callable[..., Any], error: type[Exception], match: s
     x, y = conformance_arrays(N)
     with pytest.raises(error, match=match):
         call(x, y)
+
+
+def test_image_file_sequence_shards_by_batch_with_its_own_pool(tmp_path: Path) -> None:
+    from feeders.images import ImageFileSequence
+    from feeders.images.samples import write_photos
+
+    files = write_photos(tmp_path, 10, sizes=(16, 24))
+    shards = [
+        feeders.adapt(
+            ImageFileSequence(
+                files, np.arange(10), batch_size=4, image_size=(8, 8), shuffle=True, seed=2
+            ),
+            seed=2,
+            shard=(i, 2),
+        )
+        for i in range(2)
+    ]
+    assert shards[0].source.pool is not shards[1].source.pool
+    for epoch in (0, 1):
+        labels, shapes = [], []
+        for f in shards:
+            for x, y, weight in f.epoch(epoch):
+                labels += y[weight > 0].tolist()
+                shapes.append(x.shape)
+        assert sorted(labels) == list(range(10))  # 3 batches (4, 4, 2) over 2 processes
+        assert shapes == [(4, 8, 8, 3)] * 4  # 2 steps each; the short batch padded, one masked
