@@ -543,7 +543,7 @@ class _KerasPass(KerasHandOff):
         dataset = self.feeder.as_dataset(self.mode)
         source = self.feeder.source
         if isinstance(source, Sharded) and source.process_shard is not None:
-            from feeders.sharding import per_worker_dataset
+            from feeders.sharding_tf import per_worker_dataset
 
             return per_worker_dataset(dataset, self.model)
         return dataset

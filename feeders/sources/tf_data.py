@@ -208,7 +208,7 @@ class TFDataSource:
         The partition is fixed (TensorFlow's, of the pipeline's order);
         ``shuffle_buffer`` then shuffles within this process's part each epoch.
         """
-        from feeders.sharding import tf_sharded_dataset
+        from feeders.sharding_tf import tf_sharded_dataset
 
         if self.drop_remainder:
             raise ValueError(

@@ -101,7 +101,7 @@ def train_tf_loop(feeder: feeders.Feeder, epochs: int) -> None:
 
     Records the ids of what each step trains on, from the distributed batches themselves.
     """
-    from feeders.sharding import per_worker_dataset
+    from feeders.sharding_tf import per_worker_dataset
 
     loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
     optimizer = model.optimizer
