@@ -185,6 +185,17 @@ def test_resolve_shard_auto_reads_tf_config(monkeypatch: pytest.MonkeyPatch) -> 
     assert resolve_shard((1, 4)) == Shard(1, 4)
 
 
+class _Endless:
+    num_batches = None
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((2, 3)), np.zeros(2)
+
+
+def _unknown_size(x: np.ndarray, y: np.ndarray) -> Any:
+    return _tf_dataset(x, y).filter(lambda *_: True)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
@@ -226,6 +237,16 @@ def test_resolve_shard_auto_reads_tf_config(monkeypatch: pytest.MonkeyPatch) -> 
             TypeError,
             "factory that takes the shard",
         ),
+        (
+            lambda x, y: feeders.adapt(_Endless(), shuffle=False, shard=(0, 2)),
+            ValueError,
+            "sharded Sequence needs a finite length",
+        ),
+        (
+            lambda x, y: feeders.adapt(_unknown_size(x, y), batch_size=4, shard=(0, 2), seed=0),
+            ValueError,
+            "cardinality is unknown.*cardinality=",
+        ),
     ],
 )
 def test_shard_errors(call: Callable[..., Any], error: type[Exception], match: str) -> None:
@@ -258,3 +279,19 @@ def test_image_file_sequence_shards_by_batch_with_its_own_pool(tmp_path: Path) -
                 shapes.append(x.shape)
         assert sorted(labels) == list(range(10))  # 3 batches (4, 4, 2) over 2 processes
         assert shapes == [(4, 8, 8, 3)] * 4  # 2 steps each; the short batch padded, one masked
+
+
+def test_resolve_shard_auto_reads_torch_distributed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    distributed = types.SimpleNamespace(
+        is_available=lambda: True,
+        is_initialized=lambda: True,
+        get_rank=lambda: 3,
+        get_world_size=lambda: 4,
+    )
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(distributed=distributed))
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert resolve_shard("auto") == Shard(3, 4)
