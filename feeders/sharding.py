@@ -333,12 +333,14 @@ class PaddedBatches:
     def __len__(self) -> int:
         return self.num_batches + 1
 
-    def __getitem__(self, index: int) -> Batch:
-        from feeders.sources.sequences import _as_batch
-
+    def __getitem__(self, index: int) -> Any:
         real = index < self.num_batches
         at = index if real else 0
-        batch = _as_batch(self.sequence[at], at)
+        item = self.sequence[at]
+        parts = tuple(item) if isinstance(item, tuple | list) else (item,)
+        if not 1 <= len(parts) <= 3:
+            return item  # malformed: the source's own check names it
+        batch: Batch = (*parts, *(None,) * (3 - len(parts)))  # type: ignore[assignment]
         if batch[1] is None:
             raise ValueError(
                 f"A sharded Sequence needs targets: `sequence[{at}]` returned x only, and the "
