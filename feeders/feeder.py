@@ -268,7 +268,9 @@ class Feeder(KerasHandOff):
         """A feeder of process ``index`` of ``count``'s part of every epoch (:mod:`feeders.sharding`).
 
         Same data, seed, ``class_weight`` and ``steps_per_epoch``; ``batch_size`` stays
-        per process. Prefer ``feeders.adapt(..., shard=)``, which builds the source once.
+        per process. Every process must have adapted the same data with the same
+        ``seed=`` (a drawn seed differs per process, and the shards would overlap);
+        ``feeders.adapt(..., shard=)`` checks that and builds the source once.
         """
         from feeders.sharding import Shard, shard_source
 
