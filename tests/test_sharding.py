@@ -125,7 +125,8 @@ def test_sharded_sequence_pads_the_short_batch_and_the_last_round() -> None:
     assert {np.shape(b[0]) for b in last} == {(BATCH, 3)}
 
 
-def test_fit_on_two_shards_trains_every_sample_once() -> None:
+@pytest.mark.parametrize("kind", ["arrays", "tf_data_samples"])
+def test_fit_on_two_shards_trains_every_sample_once(kind: str) -> None:
     """Through model.fit (TensorFlow backend): each 'process' trains its shard."""
     from tests.keras_recorder import Recorder
 
@@ -133,7 +134,7 @@ def test_fit_on_two_shards_trains_every_sample_once() -> None:
     seen = []
     for i in range(2):
         recorder = Recorder()
-        feeder = feeders.adapt(x, y, batch_size=BATCH, seed=5, shard=(i, 2))
+        feeder = MAKERS[kind](x, y, Shard(i, 2))
         recorder.model.fit(feeder, epochs=1, verbose=0)
         seen.append(recorder.seen)
     assert len(seen[0]) == len(seen[1]) == 16  # 1001 / (2 * 32) rounded up
