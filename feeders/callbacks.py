@@ -134,6 +134,14 @@ def load_state(directory: str | os.PathLike[str], feeder: Feeder) -> tuple[int, 
             f"{path} has state version {version!r}; this feeders writes {STATE_VERSION}."
         )
     expected = feeder.fingerprint()
+    saved_count, count = state.get("process_count", 1), expected.get("process_count", 1)
+    if saved_count != count:
+        raise ValueError(
+            f"The checkpoint in {Path(directory)} was written by {saved_count} data-parallel "
+            f"processes, but this feeder is sharded for {count}: a saved position is a step of "
+            f"one process's part of the epoch. Resume with {saved_count} processes "
+            f"(shard=(index, {saved_count})), or use a new checkpoint directory."
+        )
     differs = {k: (state.get(k), v) for k, v in expected.items() if state.get(k) != v}
     if differs:
         shown = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in differs.items())

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from feeders.structure import Batch
 
-__all__ = ["HasPool", "InOrder", "NativeTF", "SinglePass", "Splittable"]
+__all__ = ["HasPool", "InOrder", "NativeTF", "Shardable", "Sharded", "SinglePass", "Splittable"]
 
 
 @runtime_checkable
@@ -69,3 +69,19 @@ class SinglePass(Protocol):
     """A source that may be read only once (a plain iterator); ``single_pass`` says if it is."""
 
     single_pass: bool
+
+
+@runtime_checkable
+class Shardable(Protocol):
+    """A source that can be read as one data-parallel shard (:mod:`feeders.sharding`)."""
+
+    def shard(self, shard: Any) -> Any:
+        """The source for :class:`~feeders.sharding.Shard` ``shard`` of the same global order."""
+        ...
+
+
+@runtime_checkable
+class Sharded(Protocol):
+    """A source read as a shard; ``process_shard`` is its :class:`~feeders.sharding.Shard` or ``None``."""
+
+    process_shard: Any

@@ -15,6 +15,13 @@ from typing import Any, TypedDict, Unpack
 
 from feeders.feeder import Feeder
 from feeders.registry import SourceKind, find_source_kind, source_kinds
+from feeders.sharding import (
+    call_with_shard,
+    check_shared_seed,
+    per_process_batch_size,
+    resolve_shard,
+    shard_source,
+)
 from feeders.sources._checks import Shuffle, check_bool, check_seed, check_shuffle
 from feeders.structure import Tree
 from feeders.weights import check_class_weight_coverage
@@ -55,6 +62,8 @@ def adapt(
     seed: int | None = None,
     steps_per_epoch: int | None = None,
     model: Any = None,
+    shard: tuple[int, int] | str | None = None,
+    global_batch_size: int | None = None,
     **options: Unpack[AdaptOptions],
 ) -> Feeder:
     """Wrap ``source`` in the feeder of its kind, found in :mod:`feeders.registry`.
@@ -69,6 +78,11 @@ def adapt(
     :class:`AdaptOptions`. ``class_weight`` must cover every label of in-memory
     targets, checked here.
 
+    ``shard=(index, count)`` or ``"auto"``: this process reads its part of every
+    epoch for data-parallel training (:mod:`feeders.sharding`); ``batch_size``
+    is then per process, or give ``global_batch_size`` (``batch_size * count``).
+    A generator factory that takes an argument is called as ``factory(shard)``.
+
     Raises:
         TypeError: no source kind accepts ``source`` (the message lists the kinds);
             an option that is misspelled or that this kind does not take; an
@@ -78,6 +92,8 @@ def adapt(
     if isinstance(source, Feeder):
         return source
     kind = find_source_kind(source)
+    sharded = resolve_shard(shard)
+    batch_size = per_process_batch_size(batch_size, global_batch_size, sharded)
     given = {"y": y, "sample_weight": sample_weight, "batch_size": batch_size, **options}
     forwarded = check_arguments(kind, given)
     check_seed(seed)
@@ -89,6 +105,9 @@ def adapt(
     for name in _BOOLEANS:
         if name in forwarded:
             check_bool(forwarded[name], name)
+    if sharded is not None:
+        check_shared_seed(seed, resolved)
+        source = call_with_shard(source, sharded)
     made = kind.make(
         source,
         y,
@@ -98,6 +117,8 @@ def adapt(
         seed=seed,
         **forwarded,
     )
+    if sharded is not None:
+        made = shard_source(made, sharded)
     feeder = Feeder(
         made, class_weight=class_weight, steps_per_epoch=steps_per_epoch, kind=kind.name
     )

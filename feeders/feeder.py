@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from feeders._tf import require_tf
-from feeders.capabilities import HasPool, InOrder, NativeTF, SinglePass, Splittable
+from feeders.capabilities import HasPool, InOrder, NativeTF, Sharded, SinglePass, Splittable
 from feeders.errors import from_tf_error
 from feeders.keras_glue import (
     DataAdapter,
@@ -207,6 +207,7 @@ class Feeder(KerasHandOff):
             "batch_size": getattr(source, "batch_size", None),
             "num_samples": getattr(source, "num_samples", None),
             "seed": getattr(source, "seed", None),
+            **_shard_fingerprint(source),
         }
 
     @property
@@ -270,6 +271,21 @@ class Feeder(KerasHandOff):
         )
         return train, Feeder(second, kind=self.kind)
 
+    def shard(self, index: int, count: int) -> Feeder:
+        """A feeder of process ``index`` of ``count``'s part of every epoch (:mod:`feeders.sharding`).
+
+        Same data, seed, ``class_weight`` and ``steps_per_epoch``; ``batch_size`` stays
+        per process. Every process must have adapted the same data with the same
+        ``seed=`` (a drawn seed differs per process, and the shards would overlap);
+        ``feeders.adapt(..., shard=)`` checks that and builds the source once.
+        """
+        from feeders.sharding import Shard, shard_source
+
+        sharded = shard_source(self.source, Shard(index, count))
+        return Feeder(
+            sharded, class_weight=self._class_weight, steps_per_epoch=self._steps, kind=self.kind
+        )
+
     def bind(self, model: Any) -> Feeder:
         """Check dict keys and list lengths against ``model``'s inputs and outputs.
 
@@ -329,7 +345,7 @@ class Feeder(KerasHandOff):
         if call.method is None:
             return self
         if not call.training:
-            return _KerasPass(self, INFERENCE)
+            return _KerasPass(self, INFERENCE, call.model)
         weighting = None
         if call.class_weight is not None:
             if self._class_weight is not None:
@@ -339,7 +355,8 @@ class Feeder(KerasHandOff):
                 )
             weighting = Weighting(call.class_weight, self.source.spec.y, self._outputs)
             check_class_weight_coverage(call.class_weight, self.source)
-        return _KerasPass(self, _Mode(training=True, shuffle=call.shuffle, weighting=weighting))
+        mode = _Mode(training=True, shuffle=call.shuffle, weighting=weighting)
+        return _KerasPass(self, mode, call.model)
 
     def keras_error(self, err: BaseException) -> BaseException | None:
         """What to raise instead of ``err`` from inside a Keras pass: the recorded exception.
@@ -548,15 +565,22 @@ class _KerasPass(KerasHandOff):
     while position, workers and weights stay the feeder's.
     """
 
-    def __init__(self, feeder: Feeder, mode: _Mode) -> None:
+    def __init__(self, feeder: Feeder, mode: _Mode, model: Any = None) -> None:
         self.feeder = feeder
         self.mode = mode
+        self.model = model  # whose tf.distribute strategy a sharded pass hands its dataset to
 
     def get_numpy_iterator(self) -> Iterator[tuple[Tree, ...]]:
         return self.feeder._keras_pass(self.mode)
 
     def get_tf_dataset(self) -> Any:
-        return self.feeder.as_dataset(self.mode)
+        dataset = self.feeder.as_dataset(self.mode)
+        source = self.feeder.source
+        if isinstance(source, Sharded) and source.process_shard is not None:
+            from feeders.sharding_tf import per_worker_dataset
+
+            return per_worker_dataset(dataset, self.model)
+        return dataset
 
     def get_jax_iterator(self) -> Iterator[tuple[Tree, ...]]:
         return self.feeder._jax_pass(self.mode)
@@ -609,6 +633,12 @@ def _weak_claim(ref: weakref.ref[Feeder], training: bool) -> Callable[[], tuple[
         return feeder._claim_pass() if training else (0, 0)
 
     return claim
+
+
+def _shard_fingerprint(source: Source) -> dict[str, int]:
+    """A sharded position is a step of one process's part: valid only for that process split."""
+    shard = source.process_shard if isinstance(source, Sharded) else None
+    return {} if shard is None else {"process_index": shard.index, "process_count": shard.count}
 
 
 def _shown(value: Any) -> str:

@@ -54,7 +54,8 @@ class KerasCall:
     ``method`` is ``"fit"``, ``"evaluate"`` or ``"predict"`` (``None`` when a
     caller other than a Keras model asked); ``training`` is true only for the
     data ``fit`` trains on (not its ``validation_data``). The rest are the
-    arguments Keras passes to ``get_data_adapter``, unchanged.
+    arguments Keras passes to ``get_data_adapter``, unchanged; ``model`` is the
+    Keras model whose method it is (``None`` for other callers).
     """
 
     method: str | None
@@ -65,6 +66,7 @@ class KerasCall:
     steps_per_epoch: int | None = None
     shuffle: bool = False
     class_weight: Any = None
+    model: Any = None
 
 
 class KerasHandOff(DataAdapter):  # type: ignore[misc]
@@ -104,14 +106,22 @@ def get_data_adapter(
         return _original_get_data_adapter(
             x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight
         )
-    method, training = _calling_method(x)
+    method, training, model = _calling_method(x)
     call = KerasCall(
-        method, training, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight
+        method,
+        training,
+        y,
+        sample_weight,
+        batch_size,
+        steps_per_epoch,
+        shuffle,
+        class_weight,
+        model,
     )
     return x.for_keras(call)
 
 
-def _calling_method(x: Any) -> tuple[str | None, bool]:
+def _calling_method(x: Any) -> tuple[str | None, bool, Any]:
     """NOTE [ which pass Keras wants ]
 
     ``get_data_adapter`` receives ``shuffle=False`` from ``predict``,
@@ -120,17 +130,18 @@ def _calling_method(x: Any) -> tuple[str | None, bool]:
     method is the nearest frame up the stack that is ``fit``/``evaluate``/
     ``predict`` of a Keras model (every backend's trainer builds its
     EpochIterator there); inside ``fit``, the data it trains on is its local
-    ``x`` (its validation data is ``val_x``).
+    ``x`` (its validation data is ``val_x``). The model is that frame's ``self``.
     """
     from keras.src.trainers.trainer import Trainer
 
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_code.co_name
-        if name in _KERAS_METHODS and isinstance(frame.f_locals.get("self"), Trainer):
-            return name, name == "fit" and frame.f_locals.get("x") is x
+        model = frame.f_locals.get("self")
+        if name in _KERAS_METHODS and isinstance(model, Trainer):
+            return name, name == "fit" and frame.f_locals.get("x") is x, model
         frame = frame.f_back  # type: ignore[assignment]
-    return None, False
+    return None, False, None
 
 
 def building_the_model() -> bool:

@@ -160,6 +160,36 @@ def _image_graph(source: Any, epoch: int, mode: str) -> ServiceGraph:
     return _rows_graph(rows, mode)
 
 
+def _is_sharded_arrays(source: Any) -> bool:
+    from feeders.sharding import ShardedArrays
+
+    return isinstance(source, ShardedArrays)
+
+
+def _sharded_arrays_graph(source: Any, epoch: int, mode: str) -> ServiceGraph:
+    """This process's steps of the epoch (NOTE [ the shard rule ]), one split per step.
+
+    The workers decode; the trainer still receives exactly its shard's rows, masked slots
+    weighing 0, in the same number of steps as every other trainer (the order of the
+    steps through the service is not reproducible).
+    """
+    import tensorflow as tf
+
+    rows, mask = source.plan(epoch)
+    fetch = source.source.service_fetch()
+
+    def batch(index: Any, keep: Any) -> tuple[Any, ...]:
+        parts = fetch(index)
+        weight = tf.cast(keep, tf.float32)
+        if len(parts) == 2:
+            return (*parts, weight)
+        return (*parts[:2], tf.nest.map_structure(lambda w: w * weight, parts[2]))
+
+    dataset = tf.data.Dataset.from_tensor_slices((rows, mask))
+    dataset = dataset.map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ServiceGraph(dataset, len(rows), source.batch_size)
+
+
 def _tf_data_graph(source: Any, epoch: int, mode: str) -> ServiceGraph:
     dataset = source.epoch_dataset(epoch, 0)
     check_graph(dataset, mode)
@@ -179,6 +209,7 @@ _FIX = (
 
 ServeKind = tuple[str, Callable[[Any], bool], Callable[[Any, int, str], ServiceGraph]]
 SERVABLE: list[ServeKind] = [
+    ("sharded arrays", _is_sharded_arrays, _sharded_arrays_graph),
     ("arrays", lambda s: callable(getattr(s, "service_fetch", None)), _arrays_graph),
     ("image files", _is_image_files, _image_graph),
     ("tf.data", _is_tf_data, _tf_data_graph),
@@ -196,6 +227,13 @@ def service_graph(source: Any, epoch: int, mode: str) -> ServiceGraph:
     Raises:
         NotServableError: ``source`` makes its batches with Python code (see the message).
     """
+    if hasattr(source, "sequence") and getattr(source, "process_shard", None) is not None:
+        raise NotServableError(
+            "`feeder` cannot be served through tf.data service: it is a sharded Sequence, and "
+            "its service graph would read every batch, not this shard. Serve a sharded arrays "
+            "or tf.data feeder, or read this shard on this host with feeders' worker pool "
+            "(feeders.adapt(..., workers=N, shard=...))."
+        )
     for _, accepts, build in SERVABLE:
         if accepts(source):
             return build(source, epoch, mode)

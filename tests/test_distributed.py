@@ -25,6 +25,7 @@ from feeders.harness import mnist_model
 from feeders.images import ImageFileSequence, decode_tf
 from feeders.images.samples import write_photos
 from feeders.serve import start_dispatcher
+from tests.sequence_helpers import CountingSequence
 
 START_S = 60.0  # a loaded 2-core machine can take this long to import TensorFlow twice
 
@@ -376,3 +377,19 @@ def test_cli_servers_exit_cleanly_on_sigterm_and_ctrl_c(servers: Servers) -> Non
         log = process.log.read_text()  # type: ignore[attr-defined]
         assert f"{name} received, stopping" in log
         assert "feeders serve: stopped" in log
+
+
+@pytest.mark.timeout(60)
+def test_each_trainer_reads_its_shard_through_the_service(cluster: str) -> None:
+    """Service workers decode; each trainer's job serves exactly its shard (masked rows weigh 0)."""
+    x = np.arange(101, dtype=np.float32)[:, None]
+    shards = [
+        feeders.adapt(x, np.arange(101) % 3, batch_size=8, seed=1, shard=(i, 2)) for i in range(2)
+    ]
+    served = [list(distribute(f, cluster, "distributed_epoch")) for f in shards]
+    assert len(served[0]) == len(served[1]) == 7  # ceil(101 / (2 * 8)) steps on each trainer
+    trained = np.concatenate([b[0][:, 0][b[2] > 0] for s in served for b in s]).astype(int)
+    assert sorted(trained.tolist()) == list(range(101))
+    sequence = feeders.adapt(CountingSequence(), seed=1, shard=(0, 2))
+    with pytest.raises(NotServableError, match="sharded Sequence"):
+        distribute(sequence, cluster)

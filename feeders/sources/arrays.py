@@ -141,6 +141,16 @@ class ArraySource:
             index: slice | np.ndarray = slice(lo, hi) if order is None else order[lo:hi]
             yield self._batch(index)
 
+    def take(self, rows: np.ndarray) -> Batch:
+        """The batch of ``rows``, in that order (a gather, as a shuffled batch is)."""
+        return self._batch(rows)
+
+    def shard(self, shard: Any) -> Any:
+        """This source read as ``shard`` (NOTE [ the shard rule ] in :mod:`feeders.sharding`)."""
+        from feeders.sharding import ShardedArrays
+
+        return ShardedArrays(self, shard)
+
     def _batch(self, index: slice | np.ndarray) -> Batch:
         leaves = [
             dense(leaf[index]) if cast is None else leaf[index].astype(cast)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from feeders.sharding import Shard, ShardedFactory
 from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
 from feeders.structure import ELEMENT_FORMS, Batch, BatchChecker, BatchSpec, Tree, first_spec
 
@@ -126,6 +127,23 @@ class GeneratorSource:
                 batches, self.shuffle_buffer, np.random.default_rng([self.seed, n])
             )
         return itertools.islice(batches, start, None) if start else batches
+
+    @property
+    def process_shard(self) -> Shard | None:
+        """The shard the factory was called with (``adapt(shard=...)``), or ``None``."""
+        made = self._generator
+        return made.shard if isinstance(made, ShardedFactory) else None
+
+    def shard(self, shard: Shard) -> GeneratorSource:
+        """This source, when its factory was already given ``shard`` (a generator cannot seek)."""
+        if self.process_shard != shard:
+            raise TypeError(
+                f"A generator cannot be sharded after it is made ({shard} was asked). Pass "
+                "shard= to feeders.adapt with a factory that takes the shard, e.g. "
+                "def batches(shard): ... yielding global batches shard.index::shard.count, "
+                "the same number on every process."
+            )
+        return self
 
     def close(self) -> None:
         """Close a pending generator (``generator.close()``), if it has one."""

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from feeders.sharding import PaddedBatches, Shard, batch_plan, batch_steps
 from feeders.sources._checks import check_bool, resolve_seed
 from feeders.structure import Batch, BatchChecker, BatchSpec, first_spec
 from feeders.workers import WorkerPool
@@ -53,6 +54,8 @@ class SequenceSource:
             (``workers=0``: fetch in the calling thread).
         shuffle: permute the batch order each epoch.
         seed: for the batch order and the per-batch generators.
+        shard: read only this process's batches of each epoch's global order
+            (NOTE [ the shard rule ] in :mod:`feeders.sharding`).
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class SequenceSource:
         max_queue_size: int = 10,
         shuffle: bool = False,
         seed: int | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.sequence = sequence
         count = _batch_count(sequence)
@@ -78,10 +82,18 @@ class SequenceSource:
                 "num_batches is None (infinite). Pass shuffle=False and shuffle inside "
                 "__getitem__ (feeders.workers.batch_rng() gives each batch its own generator)."
             )
+        if count is None and shard is not None:
+            raise ValueError(
+                f"A sharded Sequence needs a finite length, but {type(sequence).__name__}."
+                "num_batches is None (infinite). Give it a length, or shard inside __getitem__."
+            )
         self.shuffle = check_bool(shuffle, "shuffle")
         self.seed = resolve_seed(seed)
+        self.process_shard = shard
+        # What the pool fetches: the sequence, or with a shard its batches plus a masked one.
+        self._fetched = sequence if shard is None else PaddedBatches(sequence, count or 0)
         self._pool = WorkerPool(
-            sequence,
+            self._fetched,
             workers=workers,
             use_multiprocessing=use_multiprocessing,
             max_queue_size=max_queue_size,
@@ -94,7 +106,10 @@ class SequenceSource:
 
     @property
     def num_batches(self) -> int | None:
-        return _batch_count(self.sequence)
+        count = _batch_count(self.sequence)
+        if self.process_shard is None or count is None:
+            return count
+        return batch_steps(count, self.process_shard)
 
     @property
     def pool(self) -> WorkerPool:
@@ -119,10 +134,12 @@ class SequenceSource:
 
     def order(self, n: int, *, shuffle: bool = True) -> list[int]:
         """Batch indices of epoch ``n`` (of a finite sequence)."""
-        count = self.num_batches or 0
+        count = _batch_count(self.sequence) or 0
         if not (self.shuffle and shuffle):
-            return list(range(count))
-        return np.random.default_rng([self.seed, n]).permutation(count).tolist()
+            order = list(range(count))
+        else:
+            order = np.random.default_rng([self.seed, n]).permutation(count).tolist()
+        return order if self.process_shard is None else batch_plan(order, self.process_shard)
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
         return self._epoch(n, start, shuffle=True)
@@ -160,18 +177,18 @@ class SequenceSource:
         set_epoch = getattr(self.sequence, "set_epoch", None)
         if set_epoch is not None:
             set_epoch(0)
-        self._pool.update(self.sequence)  # what the last on_epoch_end (or set_epoch) changed
+        self._pool.update(self._fetched)  # what the last on_epoch_end (or set_epoch) changed
         try:
             if self.num_batches is None:
                 yield from self._endless(0, start)
                 return
-            order = list(range(self.num_batches))[start:]
+            order = self.order(0, shuffle=False)[start:]
             for position, batch in enumerate(self._fetch(0, order)):
                 yield check(batch, order[position], 0)
         finally:
             if set_epoch is not None:
                 set_epoch(self._ended_through + 1)
-                self._pool.update(self.sequence)
+                self._pool.update(self._fetched)
 
     def _endless(self, n: int, start: int) -> Iterator[Batch]:
         """An infinite sequence: batches ``start, start + 1, ...`` in chunks of ``ENDLESS_CHUNK``."""
@@ -199,7 +216,7 @@ class SequenceSource:
         on_epoch_begin = getattr(self.sequence, "on_epoch_begin", None)
         if on_epoch_begin is not None and not (begun_early and n == 0):
             on_epoch_begin()
-        self._pool.update(self.sequence)
+        self._pool.update(self._fetched)
 
     def _end(self, n: int) -> None:
         if n > self._ended_through:
@@ -207,6 +224,19 @@ class SequenceSource:
             on_epoch_end = getattr(self.sequence, "on_epoch_end", None)
             if on_epoch_end is not None:
                 on_epoch_end()
+
+    def shard(self, shard: Shard) -> SequenceSource:
+        """A source over the same sequence read as ``shard``, with its own pool."""
+        pool = self._pool
+        return SequenceSource(
+            self.sequence,
+            workers=pool.workers,
+            use_multiprocessing=pool.use_multiprocessing,
+            max_queue_size=pool.max_queue_size,
+            shuffle=self.shuffle,
+            seed=self.seed,
+            shard=shard,
+        )
 
     def close(self) -> None:
         self._pool.close()

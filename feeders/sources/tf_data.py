@@ -59,6 +59,8 @@ class TFDataSource:
             unbatched pipeline without ``batch_size`` (see each message).
     """
 
+    process_shard: Any = None  # set by shard(): the data-parallel part this pipeline is
+
     def __init__(
         self,
         dataset: Any,
@@ -206,6 +208,37 @@ class TFDataSource:
             )
 
         return tf.autograph.experimental.do_not_convert(finish)
+
+    # -- data-parallel shard ---------------------------------------------------
+    def shard(self, shard: Any) -> TFDataSource:
+        """This pipeline's ``shard`` op, padded to equal steps (:func:`feeders.sharding.tf_sharded_dataset`).
+
+        The partition is fixed (TensorFlow's, of the pipeline's order);
+        ``shuffle_buffer`` then shuffles within this process's part each epoch.
+        """
+        from feeders.sharding_tf import tf_sharded_dataset
+
+        if self.drop_remainder:
+            raise ValueError(
+                "`drop_remainder=True` drops samples, but a sharded feeder trains every sample "
+                "once (the last round is padded with masked elements). Remove drop_remainder."
+            )
+        dataset = tf_sharded_dataset(
+            self._dataset,
+            shard,
+            arity=self._arity,
+            total=self._cardinality,
+            batch_size=self.batch_size,
+        )
+        source = TFDataSource(
+            dataset,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            drop_remainder=self.drop_remainder,
+            shuffle_buffer=self.shuffle_buffer,
+        )
+        source.process_shard = shard
+        return source
 
     # -- validation split ------------------------------------------------------
     def split(self, at: int | float) -> tuple[TFDataSource, TFDataSource]:
