@@ -132,7 +132,7 @@ def test_sample_weight_shape_mismatch() -> None:
 def test_unsupported_source_lists_the_kinds() -> None:
     with pytest.raises(
         TypeError,
-        match=r"`source` of type builtins.str is not supported; supported kinds: arrays, tf.data, sequence, generator",
+        match=r"`source` of type builtins.str is not supported; supported kinds: arrays, tf.data, torch DataLoader, grain, sequence, generator",
     ):
         feeders.adapt("mnist.npz")
 
