@@ -81,3 +81,21 @@ def test_jax_batches_stay_numpy_where_nothing_overlaps() -> None:
     pytest.importorskip("jax")
     batches = [(np.zeros((2, 2)), None)]
     assert next(jax_batches(iter(batches), ahead=False)) is batches[0]
+
+
+def test_with_cuda_batches_arrive_pinned_on_the_gpu_one_step_ahead() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA (CI has none): without it batches stay zero-copy on the CPU")
+    feeder = _feeder()
+    batches = iter(feeder.get_torch_dataloader())
+    x, y = next(batches)[:2]
+    assert (x.device.type, y.device.type) == ("cuda", "cuda")
+    assert _firsts([(x.cpu(),)]) == _firsts(feeder.epoch(0))[:1]
+
+
+def test_jax_on_the_cpu_has_nothing_to_put_ahead() -> None:
+    jax = pytest.importorskip("jax")
+    from feeders.backends.jax_batches import device_put_pays
+
+    assert device_put_pays() is (jax.default_backend() != "cpu")
