@@ -340,7 +340,7 @@ class PaddedBatches:
         parts = tuple(item) if isinstance(item, tuple | list) else (item,)
         if not 1 <= len(parts) <= 3:
             return item  # malformed: the source's own check names it
-        batch: Batch = (*parts, *(None,) * (3 - len(parts)))  # type: ignore[assignment]
+        batch: Batch = (*parts, *(None,) * (3 - len(parts)))
         if batch[1] is None:
             raise ValueError(
                 f"A sharded Sequence needs targets: `sequence[{at}]` returned x only, and the "
@@ -374,7 +374,9 @@ class ShardedArrays:
 
     @property
     def num_batches(self) -> int:
-        return max(1, math.ceil(self.num_samples / (self.process_shard.count * self.batch_size)))
+        return max(
+            1, math.ceil(int(self.num_samples) / (self.process_shard.count * int(self.batch_size)))
+        )
 
     @property
     def spec(self) -> BatchSpec:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import numpy as np
 
@@ -280,7 +280,7 @@ def unpack(element: Any, describe: Callable[[], str]) -> tuple[Tree, ...]:
             f"Batches must be {ELEMENT_FORMS}, but {describe()} is a tuple of {len(element)}. "
             "Group several inputs into one tuple or dict: return (x_tuple_or_dict, y)."
         )
-    return element
+    return cast(tuple[Any, ...], element)
 
 
 def first_spec(element: Any, describe: Callable[[], str]) -> BatchSpec:
@@ -300,7 +300,7 @@ def first_spec(element: Any, describe: Callable[[], str]) -> BatchSpec:
     parts = [_arrays(part, name, describe) for part, name in zip(unpacked, PARTS, strict=False)]
     if len(parts) == 3:
         check_sample_weight_shape(parts[2], parts[1])
-    return BatchSpec.of((*parts, None, None)[:3])  # type: ignore[arg-type]
+    return BatchSpec.of((*parts, None, None)[:3])
 
 
 def _arrays(tree: Tree, where: str, describe: Callable[[], str]) -> Tree:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -79,7 +79,7 @@ def class_labels(y: np.ndarray, arg: str, where: str) -> np.ndarray:
     elif y.ndim > 1:
         if not np.issubdtype(y.dtype, np.floating):
             _check_one_hot(y, arg, where)
-        return np.argmax(y, axis=-1)
+        return cast(np.ndarray, np.argmax(y, axis=-1))
     if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
         return y.astype(np.int64, copy=False)
     if np.issubdtype(y.dtype, np.floating):
@@ -90,7 +90,7 @@ def class_labels(y: np.ndarray, arg: str, where: str) -> np.ndarray:
                 f"floats (shape {y.shape}, dtype {y.dtype}). Use class indices or "
                 "one-hot rows, or drop class_weight for regression targets."
             )
-        return labels.astype(np.int64)
+        return cast(np.ndarray, labels.astype(np.int64))
     raise TypeError(
         f"`{arg}` needs integer class labels, but {where} has dtype {y.dtype} "
         f"(shape {y.shape}). Encode the labels as class indices."
@@ -263,7 +263,7 @@ def _multiply(class_w: np.ndarray | None, sample_w: Any, n: int) -> np.ndarray:
         return np.ones(n, dtype=FLOATX) if class_w is None else class_w
     sample_w = np.asarray(sample_w, dtype=FLOATX)
     if class_w is None:
-        return sample_w
+        return cast(np.ndarray, sample_w)
     if class_w.ndim > sample_w.ndim:
         sample_w = sample_w.reshape(sample_w.shape + (1,) * (class_w.ndim - sample_w.ndim))
     return np.asarray(class_w * sample_w, dtype=FLOATX)
@@ -301,7 +301,7 @@ def tf_weighting(weighting: Weighting) -> Callable[..., tuple[Any, ...]] | None:
             out.append(_tf_multiply(class_w, sw, labels))
         return x, y, packer(y)(out)
 
-    return tf.autograph.experimental.do_not_convert(weigh)
+    return cast(Callable[..., tuple[Any, ...]], tf.autograph.experimental.do_not_convert(weigh))
 
 
 def tf_lookup(table: Any, spec: ClassWeightTable, y: Any, where: str) -> Any:

@@ -11,6 +11,7 @@ interleaved. Run: ``python -m feeders.benchmarks.bench_checks [--quick]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,10 @@ def _batches() -> dict[str, tuple[np.ndarray, ...]]:
     return {"(x, y)": (x, y), "(x, y, sample_weight)": (x, y, np.ones(128, np.float32))}
 
 
+def _as_arrays(batch: tuple[Any, ...]) -> list[np.ndarray]:
+    return [np.asarray(a) for a in batch]
+
+
 def _loop(fn: Callable[[], Any]) -> Callable[[], None]:
     def run() -> None:
         for _ in range(CALLS):
@@ -47,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, Callable[[], None]] = {}
     for form, batch in _batches().items():
         check = BatchChecker(first_spec(batch, lambda: "batch 0"), str, "batch 0")
-        runs[f"check {form}"] = _loop(lambda check=check, batch=batch: check(batch, 1, 0))
-        runs[f"asarray {form}"] = _loop(lambda batch=batch: [np.asarray(a) for a in batch])
+        runs[f"check {form}"] = _loop(functools.partial(check, batch, 1, 0))
+        runs[f"asarray {form}"] = _loop(functools.partial(_as_arrays, batch))
     seconds = interleaved(runs, repeats)
     rows = []
     for name, times in seconds.items():

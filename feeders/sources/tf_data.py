@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -207,7 +207,9 @@ class TFDataSource:
                 for part in parts
             )
 
-        return tf.autograph.experimental.do_not_convert(finish)
+        return cast(
+            Callable[..., tuple[Tree, ...]], tf.autograph.experimental.do_not_convert(finish)
+        )
 
     # -- data-parallel shard ---------------------------------------------------
     def shard(self, shard: Any) -> TFDataSource:
