@@ -379,7 +379,7 @@ def test_cli_servers_exit_cleanly_on_sigterm_and_ctrl_c(servers: Servers) -> Non
         assert "feeders serve: stopped" in log
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(150)  # the last test: the module cluster stops in its teardown
 def test_each_trainer_reads_its_shard_through_the_service(cluster: str) -> None:
     """Service workers decode; each trainer's job serves exactly its shard (masked rows weigh 0)."""
     x = np.arange(101, dtype=np.float32)[:, None]
