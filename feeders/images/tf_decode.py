@@ -1,4 +1,4 @@
-"""The TensorFlow decode path: header size check, decode, antialiased resize, all as TF ops.
+"""The TensorFlow decode path: header size check, DCT-scaled decode, resize, all as TF ops.
 
 Why its own module: these functions must stay pure TF so that `tf.data` maps and tf.data
 service workers can run them in graph mode, and they change for TF reasons (new formats,
@@ -97,35 +97,82 @@ def _checks(path: tf.Tensor, shape: tf.Tensor, max_pixels: int) -> list[tf.Opera
 
 
 @functools.cache
-def decode_contents_fn(image_size: tuple[int, int]) -> Callable[[tf.Tensor], tf.Tensor]:
-    """A traced `bytes → float32 (h, w, 3) in [0, 1]` function, one per image size."""
+def decode_contents_fn(
+    image_size: tuple[int, int], dtype: str = "float32"
+) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A traced `bytes → (h, w, 3)` function (float32 in [0, 1], or uint8), one per size."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def decode(contents: tf.Tensor) -> tf.Tensor:
-        return _decode(contents, image_size)
+        return _decode(contents, image_size, dtype)
 
     return decode  # type: ignore[no-any-return]  # tf.function is untyped
 
 
-def _decode(contents: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+# NOTE [ DCT-scaled decode in TF ]
+# `decode_jpeg`'s `ratio` (1, 2, 4 or 8: libjpeg-turbo's DCT scaling) is an op attribute,
+# not a tensor, so the per-file choice is a `switch_case` over four decode ops. The ratio
+# follows PIL's draft rule (the largest that keeps both sides ≥ the target), after which the
+# remaining downscale is below 2x on the shorter side and a plain bilinear does not alias;
+# from 3x on (a large PNG, or a JPEG over 8x the target) the resize antialiases.
+_RATIOS = (1, 2, 4, 8)
+
+
+def _decode(contents: tf.Tensor, image_size: tuple[int, int], dtype: str) -> tf.Tensor:
     import tensorflow as tf
 
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
-    image = tf.clip_by_value(image / 255.0, 0.0, 1.0)
+    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+    image = tf.cond(
+        is_jpeg,
+        lambda: _scaled_jpeg(contents, image_size),
+        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
+    )
+    image = _resize(image, image_size)
+    if dtype == "uint8":
+        image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+    else:
+        image = tf.clip_by_value(image / 255.0, 0.0, 1.0)
     image.set_shape((image_size[0], image_size[1], 3))
     return image
 
 
-def path_fn(image_size: tuple[int, int], max_pixels: int) -> Callable[[tf.Tensor], tf.Tensor]:
+def _scaled_jpeg(contents: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    import tensorflow as tf
+
+    shape = tf.image.extract_jpeg_shape(contents)
+    fits = tf.minimum(shape[0] // image_size[0], shape[1] // image_size[1])
+    branch = tf.reduce_sum(tf.cast(fits >= tf.constant(_RATIOS[1:]), tf.int32))
+    decoders = [
+        functools.partial(tf.io.decode_jpeg, contents, channels=3, ratio=ratio) for ratio in _RATIOS
+    ]
+    return tf.switch_case(branch, decoders)
+
+
+def _resize(image: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """float32 pixels in [0, 255] at `image_size`: bilinear, antialiased from 3x shrinking."""
+    import tensorflow as tf
+
+    size = tf.shape(image)[:2]
+    target = tf.constant(image_size)
+    shrinks = tf.reduce_all(size >= target) & tf.reduce_any(size >= 3 * target)
+    return tf.cond(
+        shrinks,
+        lambda: tf.image.resize(image, image_size, method="bilinear", antialias=True),
+        lambda: tf.image.resize(image, image_size, method="bilinear"),
+    )
+
+
+def path_fn(
+    image_size: tuple[int, int], max_pixels: int, dtype: str = "float32"
+) -> Callable[[tf.Tensor], tf.Tensor]:
     """`path → image` as TF ops, checking the header size before decoding."""
     import tensorflow as tf
 
     def decode(path: tf.Tensor) -> tf.Tensor:
         contents = tf.io.read_file(path)
         with tf.control_dependencies(_checks(path, image_shape(contents), max_pixels)):
-            return _decode(tf.identity(contents), image_size)
+            return _decode(tf.identity(contents), image_size, dtype)
 
     return decode
 
@@ -141,7 +188,7 @@ def read_checked(path: str, max_pixels: int) -> tf.Tensor:
     """Read a file and check its header size in Python, so errors keep Python types."""
     import tensorflow as tf
 
-    from feeders.images.decode import check_pixels
+    from feeders.images._shared import check_pixels
 
     contents = tf.io.read_file(path)
     height, width = (int(v) for v in _shape_fn()(contents).numpy())
