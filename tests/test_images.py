@@ -16,10 +16,10 @@ from PIL import Image
 
 from feeders.images import (
     DECODERS,
-    _shared,
     ImageDecodeError,
     ImageFileSequence,
     ImageTooLargeError,
+    _shared,
     decode,
     tf_decode_fn,
 )
