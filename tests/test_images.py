@@ -303,7 +303,7 @@ def test_tf_path_decodes_jpegs_at_a_reduced_dct_scale(
     from feeders.images import tf_decode
 
     contents = tf.io.read_file(str(write_photos(tmp_path, 1, sizes=(480, 480))[0]))
-    scaled = tf_decode._scaled_jpeg(contents, size)
+    scaled = tf_decode._scaled_jpeg(contents, tf_decode._jpeg_shape(contents), size)
     np.testing.assert_array_equal(scaled, tf.io.decode_jpeg(contents, channels=3, ratio=ratio))
     assert scaled.shape == (480 // ratio, 480 // ratio, 3)
 

@@ -48,6 +48,26 @@ def image_shape(contents: tf.Tensor) -> tf.Tensor:
     """(height, width) int64 from JPEG/PNG/GIF/BMP/WebP header bytes; (-1, -1) if unknown."""
     import tensorflow as tf
 
+    # Only JPEG needs a branch: its size follows a variable run of segments.
+    return tf.cond(_is_jpeg(contents), lambda: _jpeg_shape(contents), lambda: _shape(contents))
+
+
+def _is_jpeg(contents: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+
+
+def _jpeg_shape(contents: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
+
+
+def _shape(contents: tf.Tensor) -> tf.Tensor:
+    """(height, width) from a PNG/GIF/BMP/WebP header; (-1, -1) for anything else."""
+    import tensorflow as tf
+
     head = tf.strings.substr(tf.strings.join([contents, b"\0" * _HEAD]), 0, _HEAD)
     index, weight = _field_tables()
     raw = tf.cast(tf.gather(tf.io.decode_raw(head, tf.uint8), index), tf.int64)
@@ -69,21 +89,15 @@ def image_shape(contents: tf.Tensor) -> tf.Tensor:
     shape = tf.constant([-1, -1], tf.int64)
     for is_format, height_width in reversed(candidates):
         shape = tf.where(is_format, tf.stack(height_width), shape)
-
-    # Only JPEG needs a branch: its size follows a variable run of segments.
-    def jpeg() -> tf.Tensor:
-        return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
-
-    return tf.cond(magic(0, b"\xff\xd8\xff"), jpeg, lambda: shape)
+    return shape
 
 
-def _checks(path: tf.Tensor, shape: tf.Tensor, max_pixels: int) -> list[tf.Operation]:
+def _checks(
+    path: tf.Tensor, shape: tf.Tensor, max_pixels: int, known: bool = False
+) -> list[tf.Operation]:
+    """Assert ops: the size is known (unless `known`: a JPEG's always is) and ≤ max_pixels."""
     import tensorflow as tf
 
-    known = tf.debugging.Assert(
-        shape[0] >= 0,
-        ["feeders: not a JPEG, PNG, GIF, BMP or WebP file (size unreadable):", path],
-    )
     small = tf.debugging.Assert(
         shape[0] * shape[1] <= max_pixels,
         [
@@ -93,7 +107,13 @@ def _checks(path: tf.Tensor, shape: tf.Tensor, max_pixels: int) -> list[tf.Opera
             shape,
         ],
     )
-    return [known, small]
+    if known:
+        return [small]
+    readable = tf.debugging.Assert(
+        shape[0] >= 0,
+        ["feeders: not a JPEG, PNG, GIF, BMP or WebP file (size unreadable):", path],
+    )
+    return [readable, small]
 
 
 @functools.cache
@@ -120,29 +140,41 @@ _RATIOS = (1, 2, 4, 8)
 
 
 def _decode(contents: tf.Tensor, image_size: tuple[int, int], dtype: str) -> tf.Tensor:
+    """Decode (JPEG at a reduced DCT scale), resize and convert; no size checks."""
     import tensorflow as tf
 
-    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
     image = tf.cond(
-        is_jpeg,
-        lambda: _scaled_jpeg(contents, image_size),
-        lambda: tf.io.decode_image(contents, channels=3, expand_animations=False),
+        _is_jpeg(contents),
+        lambda: _scaled_jpeg(contents, _jpeg_shape(contents), image_size),
+        lambda: _decode_other(contents),
     )
-    image = _resize(image, image_size)
+    return _finish(image, image_size, dtype)
+
+
+def _decode_other(contents: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.io.decode_image(contents, channels=3, expand_animations=False)
+
+
+def _finish(image: tf.Tensor, image_size: tuple[int, int], dtype: str) -> tf.Tensor:
+    import tensorflow as tf
+
+    image = _resize(image, image_size)  # non-negative weights: never below 0
     if dtype == "uint8":
-        image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
+        image = tf.cast(tf.round(tf.minimum(image, 255.0)), tf.uint8)
     else:
-        image = tf.clip_by_value(image / 255.0, 0.0, 1.0)
+        image = tf.minimum(image * (1 / 255), 1.0)
     image.set_shape((image_size[0], image_size[1], 3))
     return image
 
 
-def _scaled_jpeg(contents: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+def _scaled_jpeg(contents: tf.Tensor, shape: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """uint8 RGB at the largest of 1/1..1/8 that keeps `shape` (height, width) ≥ the target."""
     import tensorflow as tf
 
-    shape = tf.image.extract_jpeg_shape(contents)
     fits = tf.minimum(shape[0] // image_size[0], shape[1] // image_size[1])
-    branch = tf.reduce_sum(tf.cast(fits >= tf.constant(_RATIOS[1:]), tf.int32))
+    branch = tf.reduce_sum(tf.cast(fits >= tf.constant(_RATIOS[1:], fits.dtype), tf.int32))
     decoders = [
         functools.partial(tf.io.decode_jpeg, contents, channels=3, ratio=ratio) for ratio in _RATIOS
     ]
@@ -169,10 +201,21 @@ def path_fn(
     """`path → image` as TF ops, checking the header size before decoding."""
     import tensorflow as tf
 
+    def jpeg(path: tf.Tensor, contents: tf.Tensor) -> tf.Tensor:
+        shape = _jpeg_shape(contents)
+        with tf.control_dependencies(_checks(path, shape, max_pixels, known=True)):
+            return _scaled_jpeg(tf.identity(contents), shape, image_size)
+
+    def other(path: tf.Tensor, contents: tf.Tensor) -> tf.Tensor:
+        with tf.control_dependencies(_checks(path, _shape(contents), max_pixels)):
+            return _decode_other(tf.identity(contents))
+
     def decode(path: tf.Tensor) -> tf.Tensor:
         contents = tf.io.read_file(path)
-        with tf.control_dependencies(_checks(path, image_shape(contents), max_pixels)):
-            return _decode(tf.identity(contents), image_size, dtype)
+        image = tf.cond(
+            _is_jpeg(contents), lambda: jpeg(path, contents), lambda: other(path, contents)
+        )
+        return _finish(image, image_size, dtype)
 
     return decode
 
