@@ -94,14 +94,18 @@ def decode_opencv(
 
 
 def _imread_flags(cv2: Any, scale: int) -> int:
-    """RGB (grayscale replicated) at 1/scale: OpenCV's reduced-size flags, minus their BGR bit."""
+    """RGB (grayscale replicated) at 1/scale: OpenCV's reduced-size flags, minus their BGR bit.
+
+    EXIF orientation is ignored, as PIL, skimage and TensorFlow's decoders ignore it: every
+    decoder gives the same pixels (and aspect ratio) for the same file.
+    """
     reduced = {
         1: 0,
         2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
         4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
         8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
     }
-    return int(reduced[scale] | cv2.IMREAD_COLOR_RGB)
+    return int(reduced[scale] | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
 
 
 def resize(cv2: Any, rgb: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
