@@ -121,6 +121,19 @@ def test_opencv_decodes_jpegs_at_a_reduced_dct_scale(
     assert decoded == [(120, 120, 3)]  # 1/4 scale; 1/8 would be under 100 px
 
 
+@pytest.mark.parametrize("name", FAST_DECODERS)
+def test_decoders_ignore_exif_orientation_like_the_reference(tmp_path: Path, name: str) -> None:
+    source = write_photos(tmp_path, 1, sizes=(120, 120))[0]
+    rotated = tmp_path / "rotated.jpg"
+    with Image.open(source) as image:
+        exif = image.getexif()
+        exif[0x0112] = 6  # "rotate 90 CW to display"
+        image.crop((0, 0, 120, 80)).save(rotated, exif=exif, quality=95)
+    image = DECODERS[name](str(rotated), (40, 60))
+    diff = np.abs(image - decode.decode_skimage(str(rotated), (40, 60)))
+    assert diff.mean() <= MEAN_TOL
+
+
 def test_skimage_decoder_is_the_keras_guide_resize_of_imread(kinds: list[Path]) -> None:
     from skimage.io import imread
     from skimage.transform import resize
