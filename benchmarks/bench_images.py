@@ -1,22 +1,27 @@
 """Image files → 32x200x200x3 float batches: every decoder and the usual pipelines, side by side.
 
 Rows (images/s, interleaved repeats, JSON lines on stdout, a summary table on stderr):
-  - `ImageFileSequence[<decoder>]` for each decoder, in-process, one thread (the "tf" decoder
-    also uses TensorFlow's intra-op threads): the per-core decode rate;
+  - `ImageFileSequence[<decoder>]` for each importable decoder, in-process, one thread (the
+    "tf" decoder also uses TensorFlow's intra-op threads): the per-core decode rate;
   - `tf.data hand-written`: from_tensor_slices → map(read_file, decode_jpeg, resize) → batch
-    → prefetch, AUTOTUNE (what a tutorial writes; `tf.image.resize` without antialias);
-  - `ImageFileSequence.to_tf_dataset`: the pure-TF `tf_decode_fn` in a tf.data map (antialias);
+    → prefetch, AUTOTUNE (what a tutorial writes), and the same with `.cache()` after the
+    map (epochs after the first read decoded float32 images from RAM);
+  - `ImageFileSequence.to_tf_dataset`: the pure-TF `tf_decode_fn` (header size check,
+    DCT-scaled JPEG decode, bilinear resize) in a tf.data map;
   - the Keras guide's `CIFAR10Sequence` (skimage `resize(imread(f))`, float64 batches) in
     Keras' own `PyDataset(workers=2, use_multiprocessing=True)` pool and through
     `feeders.adapt(seq, workers=2, use_multiprocessing=True)`;
   - one PIL function (draft decode + bilinear resize, `pil_image`) in feeders' 2- and
     1-process pools (`PilSequence`) and in `torch DataLoader(num_workers=2)` (`PilFiles`,
     `persistent_workers=True`; skipped with a note when torch is not importable);
-  - `ImageFileSequence[pil|simplejpeg]` through `feeders.adapt(..., workers=2,
-    use_multiprocessing=True)` (the README's recommended settings; simplejpeg is the
-    `fastjpeg` extra), and in Keras' `PyDataset(workers=2, use_multiprocessing=True)`;
+  - `ImageFileSequence` through `feeders.adapt(..., workers=2, use_multiprocessing=True)`:
+    "pil" (what "auto" is with a plain install) and "auto" (with the `opencv` extra,
+    "opencv") as float32 and as uint8 batches (`transport_gb_per_s`: bytes through the
+    pool's shared memory per second), and "auto" in Keras' `PyDataset` pool;
   - rows added through `register_loader`;
-  - ratio rows, each with the target from issue 4.
+  - ratio rows with the targets of issues 4 and 13, CPU-per-image ratio rows, and
+    `quality:` rows: mean |difference| from the skimage reference over 100 files, per
+    decoder and for the hand-written tf.data map (skipped with `--only`).
 
 Steady state: every pipeline is built once and serves one epoch per call, as `fit` iterates
 it (feeders' and torch's worker processes persist across epochs; Keras' PyDataset pool
@@ -29,11 +34,11 @@ Each row also records `cpu_ms_per_image`: CPU time of this process and its worke
 image. On a shared machine images/s moves with the neighbours' load (and favours loaders
 with many threads, which get more of the contended cores); CPU per image does not.
 
-Measured on the 2-core VM at a quiet moment (2,000 files, median of 3): tf.data hand-written
-~3,170 images/s at 0.52 CPU ms/image (decode ~0.40 + non-antialiased bilinear ~0.10);
-`ImageFileSequence[pil|simplejpeg]` in feeders' 2-process pool ~1,930-1,990 at ~1.0 ms/image,
-of which PIL's antialiased resize is ~0.5 (decode costs the same as TF's). Feeders' pool adds
-~0.1 ms/image over the in-process decode (copy into the slot, copy out in the parent).
+Measured on the shared 2-core VM under load (2026-12-01, 2,000 files, median of 3): CPU
+ms per image, tf.data hand-written 0.52; ImageFileSequence[opencv] in-process 0.51, through
+feeders' 2-process pool 0.54 as uint8 and 0.65 as float32 (the pool's two copies of a
+480 KB float32 image cost ~0.09 ms, of a uint8 one ~0.03); [pil] 1.08 in-process (half of
+it PIL's resize). Under load images/s favours tf.data's many threads; see the README.
 
 Run: `python -m benchmarks.bench_images [--quick]` (`--quick`: 96 files, 1 repeat).
 Files are written once (rich progress bar) under --data-dir and reused by later runs.
