@@ -9,7 +9,7 @@ antialiased bilinear. "tf" is the op chain that a `tf.data` map (and tf.data ser
 workers) run, via `tf_decode_fn`. `fast_decode` has the per-stage costs.
 
 Mean |difference| from "skimage" over 100 of the benchmark's JPEGs (200-500 px → 200x200):
-opencv 0.0036, pil 0.0045, simplejpeg 0.0045, tf 0.0037; the hand-written tf.data
+opencv 0.0036, pil 0.0045, simplejpeg 0.0045, tf 0.0054; the hand-written tf.data
 pipeline (full-size decode, plain bilinear) 0.0048. Per image, on the test photos (JPEG
 RGB/L/CMYK, PNG RGB/L/LA/RGBA/P, GIF, BMP; → 200x200, 96x128, 300x256): mean ≤ 0.010, 99th
 percentile ≤ 0.066, max ≤ 0.32 (isolated edge pixels: the bilinear filters differ from
@@ -74,7 +74,7 @@ def decode_pil(
 ) -> np.ndarray:
     """PIL: JPEG draft mode (reduced DCT scale ≥ target), then a bilinear antialiased resize.
 
-    The plain-install decoder. Mean |difference| from "skimage" 0.0045, ~0.83 CPU ms per
+    The plain-install decoder. Mean |difference| from "skimage" 0.0045, ~0.84 CPU ms per
     image (half of it PIL's resize; see `fast_decode` for the faster "opencv").
     """
     out = output(out, image_size)
@@ -135,7 +135,7 @@ def tf_decode_fn(
     Why pure TF: it runs in graph mode, in parallel, on machines without this package's
     Python objects. JPEGs are decoded at a reduced DCT scale (`decode_jpeg(ratio=)`, see
     NOTE [ DCT-scaled decode in TF ]), then resized bilinear: mean |difference| from
-    "skimage" 0.0037. A file over `max_pixels` fails the map with InvalidArgumentError
+    "skimage" 0.0054. A file over `max_pixels` fails the map with InvalidArgumentError
     naming the file; so does a format whose size cannot be read from its header. `dtype`:
     "float32" (in [0, 1]) or "uint8".
     """
@@ -178,8 +178,8 @@ def validate_image_size(image_size: object) -> tuple[int, int]:
 
 # Name → decoder. "auto" takes the first importable of AUTO_ORDER. CPU ms per image, one
 # thread, 2,000 JPEGs of 200-500 px → 200x200 (scratch timing of each decoder on the 2-core
-# VM; benchmarks/bench_images.py has the in-process and pool rows): opencv ~0.37,
-# simplejpeg ~0.74, pil ~0.83, tf ~2 (eager), skimage ~6.
+# VM, quiet; benchmarks/bench_images.py has the in-process and pool rows): opencv ~0.37,
+# simplejpeg ~0.8, pil ~0.84, tf ~1.0 (eager, plus TF's threads), skimage ~6.7.
 DECODERS: dict[str, Decoder] = {
     "pil": decode_pil,
     "skimage": decode_skimage,

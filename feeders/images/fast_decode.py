@@ -10,9 +10,10 @@ reduced power-of-two DCT scale costs ~0.32 ms in OpenCV's and simplejpeg's libjp
 costs ~0.41 ms, OpenCV's SIMD `INTER_LINEAR` ~0.05 ms. After a DCT-scaled decode the
 remaining downscale is below 2x, where a plain bilinear does not alias.
 
-Mean |difference| from the "skimage" reference (the Keras guide's `resize(imread(f))`) over
-100 of those files: "opencv" 0.0036 (0.37 ms); "simplejpeg" 0.0045 (0.74 ms); for
-comparison "pil" 0.0045 (0.83 ms) and the hand-written tf.data pipeline's full-size decode and
+Mean |difference| from the "skimage" reference (the Keras guide's `resize(imread(f))`; the
+`quality:` rows of benchmarks/bench_images.py) over
+100 of those files: "opencv" 0.0036 (0.37 ms); "simplejpeg" 0.0045 (~0.8 ms); for
+comparison "pil" 0.0045 (0.84 ms) and the hand-written tf.data pipeline's full-size decode and
 plain bilinear 0.0048. libjpeg-turbo's fast DCT and fast chroma upsampling would save
 ~0.03 ms and cost quality (0.0061), so both decoders use the accurate ones.
 """
@@ -134,8 +135,8 @@ def decode_simplejpeg(
 ) -> np.ndarray:
     """libjpeg-turbo via simplejpeg at a reduced DCT scale, then PIL's bilinear resize.
 
-    Mean |difference| from "skimage" 0.0045, ~0.74 CPU ms per image: the decode is ~15%
-    cheaper than PIL's, the (antialiased) resize the same. Non-JPEG and CMYK files go to PIL.
+    Mean |difference| from "skimage" 0.0045, ~0.8 CPU ms per image: the decode is a little
+    cheaper than PIL's (3-10% of the total, by load), the (antialiased) resize the same. Non-JPEG and CMYK files go to PIL.
     """
     simplejpeg = import_simplejpeg()
     out = output(out, image_size)
