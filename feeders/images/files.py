@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import keras
 import numpy as np
 
-from feeders.images import decode
+from feeders.images import _shared, decode
 from feeders.images.directory import IMAGE_EXTENSIONS, index_directory
 from feeders.sources._checks import check_batch_size
 from feeders.structure import Tree, flatten, packer, paths
@@ -48,9 +48,10 @@ class SkippedFile(NamedTuple):
 
 
 class ImageFileSequence(keras.utils.PyDataset):
-    """Batches `(x, y)` of images decoded from files, resized to `image_size`, in [0, 1].
+    """Batches `(x, y)` of images decoded from files, resized to `image_size`.
 
-    `x` is float32 `(batch, height, width, 3)`; `y` holds the labels of the same files (an
+    `x` is `(batch, height, width, 3)`: float32 in [0, 1], or with `dtype="uint8"` the
+    pixels as they are, in [0, 255]; `y` holds the labels of the same files (an
     array, or a dict/list of arrays for multi-output models), or is left out when
     `labels=None` (for `predict`). The order of epoch `e` is a permutation seeded by
     `(seed, e)` when `shuffle=True`, the file order otherwise; only `on_epoch_end()` and
@@ -65,7 +66,11 @@ class ImageFileSequence(keras.utils.PyDataset):
         image_size: `(height, width)` of every decoded image.
         shuffle: reshuffle every epoch.
         seed: shuffling seed; None draws one now, so pickled copies still agree.
-        decoder: one of `feeders.images.decode.DECODERS`, or "auto" (the fastest available).
+        decoder: one of `feeders.images.decode.DECODERS`, or "auto": the first importable
+            of "opencv" (the `opencv` extra), "simplejpeg" (`fastjpeg`), "pil".
+        dtype: "float32" (default) or "uint8". uint8 batches are 4x fewer bytes through the
+            worker pool's shared memory; normalise them where the model runs, e.g. with a
+            `keras.layers.Rescaling(1 / 255)` first layer (in the graph, on the device).
         on_error: "raise" (`ImageDecodeError`) or "skip" (drop the file from its batch, record
             it in `skipped`, log a count at `on_epoch_end`). Skips are recorded in the process
             that decoded the batch. Decompression bombs are always refused.
@@ -85,8 +90,9 @@ class ImageFileSequence(keras.utils.PyDataset):
         shuffle: bool = False,
         seed: int | None = None,
         decoder: str = "auto",
+        dtype: str = "float32",
         on_error: Literal["raise", "skip"] = "raise",
-        max_pixels: int = decode.DEFAULT_MAX_PIXELS,
+        max_pixels: int = _shared.DEFAULT_MAX_PIXELS,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -99,6 +105,7 @@ class ImageFileSequence(keras.utils.PyDataset):
         self.batch_size = check_batch_size(batch_size)
         self.image_size = decode.validate_image_size(image_size)
         self.decoder = decode.resolve_decoder(decoder)
+        self.dtype = decode.validate_dtype(dtype)
         if on_error not in ("raise", "skip"):
             raise ValueError(
                 f"`on_error` must be 'raise' or 'skip', but got on_error={on_error!r}."
@@ -181,7 +188,7 @@ class ImageFileSequence(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> Any:
         index = self._check_index(index)
         selected = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        x = np.empty((len(selected), *self.image_size, 3), np.float32)
+        x = np.empty((len(selected), *self.image_size, 3), self.dtype)
         kept = np.empty(len(selected), np.intp)
         n = 0
         for i in selected:
@@ -203,8 +210,8 @@ class ImageFileSequence(keras.utils.PyDataset):
             decode.DECODERS[self.decoder](
                 path, self.image_size, out=out, max_pixels=self.max_pixels
             )
-        except decode.ImageTooLargeError as err:
-            raise decode.ImageTooLargeError(f"Batch {index}, epoch {self._epoch}: {err}") from err
+        except _shared.ImageTooLargeError as err:
+            raise _shared.ImageTooLargeError(f"Batch {index}, epoch {self._epoch}: {err}") from err
         except Exception as err:
             if self.on_error == "raise":
                 raise ImageDecodeError(
@@ -247,7 +254,9 @@ class ImageFileSequence(keras.utils.PyDataset):
             self.set_epoch(epoch)
         order = self.order
         paths = [os.fsencode(self._files[i]) for i in order]  # any file name, not only ASCII
-        decode_fn = decode.tf_decode_fn(self.image_size, max_pixels=self.max_pixels)
+        decode_fn = decode.tf_decode_fn(
+            self.image_size, max_pixels=self.max_pixels, dtype=self.dtype
+        )
         dataset = tf.data.Dataset.from_tensor_slices(paths)
         dataset = dataset.map(decode_fn, num_parallel_calls=tf.data.AUTOTUNE)
         if self._labels is not None:
@@ -264,7 +273,7 @@ class ImageFileSequence(keras.utils.PyDataset):
     def __repr__(self) -> str:
         return (
             f"ImageFileSequence(files={len(self._files)}, batch_size={self.batch_size}, "
-            f"image_size={self.image_size}, decoder={self.decoder!r}, shuffle={self.shuffle}, "
+            f"image_size={self.image_size}, decoder={self.decoder!r}, dtype={self.dtype!r}, shuffle={self.shuffle}, "
             f"epoch={self._epoch})"
         )
 
@@ -337,7 +346,7 @@ def _validate_max_pixels(max_pixels: object) -> int:
     value = int(max_pixels)
     if value <= 0:
         raise ValueError(f"`max_pixels` must be a positive int, but got max_pixels={value}.")
-    pil_limit = decode.pil_max_pixels()
+    pil_limit = _shared.pil_max_pixels()
     if pil_limit is not None and value > pil_limit:
         raise ValueError(
             f"`max_pixels` can be at most PIL.Image.MAX_IMAGE_PIXELS={pil_limit:,}, beyond which "

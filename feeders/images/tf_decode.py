@@ -1,4 +1,4 @@
-"""The TensorFlow decode path: header size check, decode, antialiased resize, all as TF ops.
+"""The TensorFlow decode path: header size check, DCT-scaled decode, resize, all as TF ops.
 
 Why its own module: these functions must stay pure TF so that `tf.data` maps and tf.data
 service workers can run them in graph mode, and they change for TF reasons (new formats,
@@ -48,6 +48,26 @@ def image_shape(contents: tf.Tensor) -> tf.Tensor:
     """(height, width) int64 from JPEG/PNG/GIF/BMP/WebP header bytes; (-1, -1) if unknown."""
     import tensorflow as tf
 
+    # Only JPEG needs a branch: its size follows a variable run of segments.
+    return tf.cond(_is_jpeg(contents), lambda: _jpeg_shape(contents), lambda: _shape(contents))
+
+
+def _is_jpeg(contents: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+
+
+def _jpeg_shape(contents: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
+
+
+def _shape(contents: tf.Tensor) -> tf.Tensor:
+    """(height, width) from a PNG/GIF/BMP/WebP header; (-1, -1) for anything else."""
+    import tensorflow as tf
+
     head = tf.strings.substr(tf.strings.join([contents, b"\0" * _HEAD]), 0, _HEAD)
     index, weight = _field_tables()
     raw = tf.cast(tf.gather(tf.io.decode_raw(head, tf.uint8), index), tf.int64)
@@ -69,21 +89,15 @@ def image_shape(contents: tf.Tensor) -> tf.Tensor:
     shape = tf.constant([-1, -1], tf.int64)
     for is_format, height_width in reversed(candidates):
         shape = tf.where(is_format, tf.stack(height_width), shape)
-
-    # Only JPEG needs a branch: its size follows a variable run of segments.
-    def jpeg() -> tf.Tensor:
-        return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
-
-    return tf.cond(magic(0, b"\xff\xd8\xff"), jpeg, lambda: shape)
+    return shape
 
 
-def _checks(path: tf.Tensor, shape: tf.Tensor, max_pixels: int) -> list[tf.Operation]:
+def _checks(
+    path: tf.Tensor, shape: tf.Tensor, max_pixels: int, known: bool = False
+) -> list[tf.Operation]:
+    """Assert ops: the size is known (unless `known`: a JPEG's always is) and ≤ max_pixels."""
     import tensorflow as tf
 
-    known = tf.debugging.Assert(
-        shape[0] >= 0,
-        ["feeders: not a JPEG, PNG, GIF, BMP or WebP file (size unreadable):", path],
-    )
     small = tf.debugging.Assert(
         shape[0] * shape[1] <= max_pixels,
         [
@@ -93,39 +107,115 @@ def _checks(path: tf.Tensor, shape: tf.Tensor, max_pixels: int) -> list[tf.Opera
             shape,
         ],
     )
-    return [known, small]
+    if known:
+        return [small]
+    readable = tf.debugging.Assert(
+        shape[0] >= 0,
+        ["feeders: not a JPEG, PNG, GIF, BMP or WebP file (size unreadable):", path],
+    )
+    return [readable, small]
 
 
 @functools.cache
-def decode_contents_fn(image_size: tuple[int, int]) -> Callable[[tf.Tensor], tf.Tensor]:
-    """A traced `bytes → float32 (h, w, 3) in [0, 1]` function, one per image size."""
+def decode_contents_fn(
+    image_size: tuple[int, int], dtype: str = "float32"
+) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A traced `bytes → (h, w, 3)` function (float32 in [0, 1], or uint8), one per size."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def decode(contents: tf.Tensor) -> tf.Tensor:
-        return _decode(contents, image_size)
+        return _decode(contents, image_size, dtype)
 
     return decode  # type: ignore[no-any-return]  # tf.function is untyped
 
 
-def _decode(contents: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+# NOTE [ DCT-scaled decode in TF ]
+# `decode_jpeg`'s `ratio` (1, 2, 4 or 8: libjpeg-turbo's DCT scaling) is an op attribute,
+# not a tensor, so the per-file choice is a `switch_case` over four decode ops. The ratio
+# follows PIL's draft rule (the largest that keeps both sides ≥ the target), after which the
+# remaining downscale is below 2x on the shorter side and a plain bilinear does not alias;
+# from 3x on (a large PNG, or a JPEG over 8x the target) the resize antialiases.
+_RATIOS = (1, 2, 4, 8)
+
+
+def _decode(contents: tf.Tensor, image_size: tuple[int, int], dtype: str) -> tf.Tensor:
+    """Decode (JPEG at a reduced DCT scale), resize and convert; no size checks."""
     import tensorflow as tf
 
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
-    image = tf.clip_by_value(image / 255.0, 0.0, 1.0)
+    image = tf.cond(
+        _is_jpeg(contents),
+        lambda: _scaled_jpeg(contents, _jpeg_shape(contents), image_size),
+        lambda: _decode_other(contents),
+    )
+    return _finish(image, image_size, dtype)
+
+
+def _decode_other(contents: tf.Tensor) -> tf.Tensor:
+    import tensorflow as tf
+
+    return tf.io.decode_image(contents, channels=3, expand_animations=False)
+
+
+def _finish(image: tf.Tensor, image_size: tuple[int, int], dtype: str) -> tf.Tensor:
+    import tensorflow as tf
+
+    image = _resize(image, image_size)  # non-negative weights: never below 0
+    if dtype == "uint8":
+        image = tf.cast(tf.round(tf.minimum(image, 255.0)), tf.uint8)
+    else:
+        image = tf.minimum(image * (1 / 255), 1.0)
     image.set_shape((image_size[0], image_size[1], 3))
     return image
 
 
-def path_fn(image_size: tuple[int, int], max_pixels: int) -> Callable[[tf.Tensor], tf.Tensor]:
+def _scaled_jpeg(contents: tf.Tensor, shape: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """uint8 RGB at the largest of 1/1..1/8 that keeps `shape` (height, width) ≥ the target."""
+    import tensorflow as tf
+
+    fits = tf.minimum(shape[0] // image_size[0], shape[1] // image_size[1])
+    branch = tf.reduce_sum(tf.cast(fits >= tf.constant(_RATIOS[1:], fits.dtype), tf.int32))
+    decoders = [
+        functools.partial(tf.io.decode_jpeg, contents, channels=3, ratio=ratio) for ratio in _RATIOS
+    ]
+    return tf.switch_case(branch, decoders)
+
+
+def _resize(image: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """float32 pixels in [0, 255] at `image_size`: bilinear, antialiased from 3x shrinking."""
+    import tensorflow as tf
+
+    size = tf.shape(image)[:2]
+    target = tf.constant(image_size)
+    shrinks = tf.reduce_all(size >= target) & tf.reduce_any(size >= 3 * target)
+    return tf.cond(
+        shrinks,
+        lambda: tf.image.resize(image, image_size, method="bilinear", antialias=True),
+        lambda: tf.image.resize(image, image_size, method="bilinear"),
+    )
+
+
+def path_fn(
+    image_size: tuple[int, int], max_pixels: int, dtype: str = "float32"
+) -> Callable[[tf.Tensor], tf.Tensor]:
     """`path → image` as TF ops, checking the header size before decoding."""
     import tensorflow as tf
 
+    def jpeg(path: tf.Tensor, contents: tf.Tensor) -> tf.Tensor:
+        shape = _jpeg_shape(contents)
+        with tf.control_dependencies(_checks(path, shape, max_pixels, known=True)):
+            return _scaled_jpeg(tf.identity(contents), shape, image_size)
+
+    def other(path: tf.Tensor, contents: tf.Tensor) -> tf.Tensor:
+        with tf.control_dependencies(_checks(path, _shape(contents), max_pixels)):
+            return _decode_other(tf.identity(contents))
+
     def decode(path: tf.Tensor) -> tf.Tensor:
         contents = tf.io.read_file(path)
-        with tf.control_dependencies(_checks(path, image_shape(contents), max_pixels)):
-            return _decode(tf.identity(contents), image_size)
+        image = tf.cond(
+            _is_jpeg(contents), lambda: jpeg(path, contents), lambda: other(path, contents)
+        )
+        return _finish(image, image_size, dtype)
 
     return decode
 
@@ -141,7 +231,7 @@ def read_checked(path: str, max_pixels: int) -> tf.Tensor:
     """Read a file and check its header size in Python, so errors keep Python types."""
     import tensorflow as tf
 
-    from feeders.images.decode import check_pixels
+    from feeders.images._shared import check_pixels
 
     contents = tf.io.read_file(path)
     height, width = (int(v) for v in _shape_fn()(contents).numpy())
