@@ -628,12 +628,13 @@ def test_an_unchanged_dataset_is_not_sent_again_and_a_changed_one_is() -> None:
         pool.update(dataset)  # what every epoch does
         again = identities(pool, 1)
         assert set(again[:, 1]) == set(first[:, 1])  # the worker kept its object
+        assert set(identities(pool, 2)[:, 1]) == set(first[:, 1])  # also without update()
         dataset.x[0] = 5.0  # on_epoch_end changed the large array in place
         pool.update(dataset)
-        changed = identities(pool, 2)
+        changed = identities(pool, 3)
         dataset.tag = 7  # ... and then only small state
         pool.update(dataset)
-        tagged = identities(pool, 3)
+        tagged = identities(pool, 4)
     assert set(changed[:, 1]).isdisjoint(first[:, 1])  # reloaded
     assert changed[0, 2] == 5.0 and changed[0, 3] == 5.0  # the new array, not the worker's writes
     assert set(tagged[:, 4]) == {7.0} and tagged[0, 2] == 5.0

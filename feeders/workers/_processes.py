@@ -52,7 +52,8 @@ class ProcessWorkers:
         self._dataset = dataset
         self._shipment = Shipment()
         self._shipment.prepare(dataset)  # a TypeError now, not in the first epoch
-        self._fresh = True  # the shipment holds the dataset workers should load next
+        self._fresh = True  # the shipment is up to date with self._dataset
+        self._unsent = True  # ... and holds something the running workers have not loaded
         self._lifeline: Lifeline | None = None
         self._bell = Bell()  # NOTE [ Ctrl-C in a pool thread ]
         watch_sigint()
@@ -80,14 +81,16 @@ class ProcessWorkers:
         # NOTE [ ship what changed ]: the state is pickled again (cheap: large arrays
         # are out of band) and each large array compared with its segment; workers
         # are told only when something changed (feeders.workers._serialize).
-        changed = self._fresh or self._shipment.prepare(self._dataset)
-        self._fresh = True
+        if not self._fresh:
+            self._unsent = self._shipment.prepare(self._dataset) or self._unsent
+            self._fresh = True
         self._job = (epoch, order, stats)
         self._ready, self._slot_of, self._dispatched = {}, {}, 0
         if not self._procs:
             self._launch()
-        elif changed:
+        elif self._unsent:
             self._tell_all(self._shipment.message())
+        self._unsent = False
 
     def next(self, position: int) -> Batch:
         assert self._job is not None
