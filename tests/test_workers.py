@@ -47,6 +47,7 @@ from tests.workers_helpers import (
     Regression,
     Slow,
     Unloadable,
+    UsesKerasOps,
     expected,
     worker_pids,
 )
@@ -675,3 +676,11 @@ def test_too_little_dev_shm_for_the_datasets_arrays_is_a_clear_error(
     with pytest.raises(shm.SharedMemoryError, match=message):
         WorkerPool(Identity(megabytes=8), workers=1, use_multiprocessing=True)
     assert our_segments() <= before
+
+
+@pytest.mark.timeout(120)
+def test_a_dataset_using_more_of_keras_gets_the_real_keras_in_workers() -> None:
+    with fresh_process_pool(UsesKerasOps(), workers=1) as pool:
+        batches = list(pool.run_epoch(0, range(3)))
+    for index, batch in enumerate(batches):
+        np.testing.assert_array_equal(batch, np.full(2, index, np.float32))

@@ -227,3 +227,11 @@ class Imports(_PyDataset):
         lite = type(keras_module).__module__ == "feeders.workers._keras_lite"
         heavy = [name in sys.modules for name in ("tensorflow", "jax", "torch")]
         return np.array([index, lite, *heavy])
+
+
+class UsesKerasOps(_PyDataset):
+    """A PyDataset whose batches use ``keras.ops``: a worker then imports the real Keras."""
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        ones = keras.ops.ones((2,)) * index
+        return np.asarray(keras.ops.convert_to_numpy(ones))
