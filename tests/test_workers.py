@@ -39,6 +39,7 @@ from tests.workers_helpers import (
     DiesOnLoad,
     Draws,
     Exits,
+    ExitsAfterSlow,
     Failing,
     FailsAfterSlow,
     Identity,
@@ -615,6 +616,17 @@ def test_an_error_is_raised_only_after_every_batch_before_it(make_pool: Any, mod
         for batch in pool.run_epoch(0, range(6)):
             delivered.append(int(batch[0]))
     assert delivered == [0, 1]  # batch 2 failed first, yet waited for the slow batch 1
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_dying_on_batch_k_is_raised_after_every_batch_before_k() -> None:
+    delivered: list[int] = []
+    with fresh_process_pool(ExitsAfterSlow(slow=1, seconds=1.0), workers=2) as pool:
+        with pytest.raises(WorkerError, match=r"exited with code 3 \(worker \d, batch 2, epoch 0;"):
+            for batch in pool.run_epoch(0, range(6)):
+                delivered.append(int(batch[0]))
+        assert delivered == [0, 1]
+        assert [int(batch[0]) for batch in pool.run_epoch(1, [0, 1])] == [0, 1]  # restarted
 
 
 def identities(pool: WorkerPool, epoch: int) -> np.ndarray:

@@ -235,3 +235,17 @@ class UsesKerasOps(_PyDataset):
     def __getitem__(self, index: int) -> np.ndarray:
         ones = keras.ops.ones((2,)) * index
         return np.asarray(keras.ops.convert_to_numpy(ones))
+
+
+class ExitsAfterSlow:
+    """Batch ``slow`` sleeps ``seconds``; the worker on batch ``slow + 1`` ends its process."""
+
+    def __init__(self, slow: int = 1, seconds: float = 1.0) -> None:
+        self.slow, self.seconds = slow, seconds
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index == self.slow:
+            time.sleep(self.seconds)
+        if index == self.slow + 1:
+            os._exit(3)
+        return np.array([index])
