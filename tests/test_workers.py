@@ -39,6 +39,7 @@ from tests.workers_helpers import (
     DiesOnLoad,
     Draws,
     Exits,
+    ExitsAfterSlow,
     Failing,
     FailsAfterSlow,
     Identity,
@@ -47,6 +48,7 @@ from tests.workers_helpers import (
     Regression,
     Slow,
     Unloadable,
+    UsesKerasOps,
     expected,
     worker_pids,
 )
@@ -616,6 +618,17 @@ def test_an_error_is_raised_only_after_every_batch_before_it(make_pool: Any, mod
     assert delivered == [0, 1]  # batch 2 failed first, yet waited for the slow batch 1
 
 
+@pytest.mark.timeout(60)
+def test_a_worker_dying_on_batch_k_is_raised_after_every_batch_before_k() -> None:
+    delivered: list[int] = []
+    with fresh_process_pool(ExitsAfterSlow(slow=1, seconds=1.0), workers=2) as pool:
+        with pytest.raises(WorkerError, match=r"exited with code 3 \(worker \d, batch 2, epoch 0;"):
+            for batch in pool.run_epoch(0, range(6)):
+                delivered.append(int(batch[0]))
+        assert delivered == [0, 1]
+        assert [int(batch[0]) for batch in pool.run_epoch(1, [0, 1])] == [0, 1]  # restarted
+
+
 def identities(pool: WorkerPool, epoch: int) -> np.ndarray:
     return np.stack(list(pool.run_epoch(epoch, range(4))))
 
@@ -628,12 +641,13 @@ def test_an_unchanged_dataset_is_not_sent_again_and_a_changed_one_is() -> None:
         pool.update(dataset)  # what every epoch does
         again = identities(pool, 1)
         assert set(again[:, 1]) == set(first[:, 1])  # the worker kept its object
+        assert set(identities(pool, 2)[:, 1]) == set(first[:, 1])  # also without update()
         dataset.x[0] = 5.0  # on_epoch_end changed the large array in place
         pool.update(dataset)
-        changed = identities(pool, 2)
+        changed = identities(pool, 3)
         dataset.tag = 7  # ... and then only small state
         pool.update(dataset)
-        tagged = identities(pool, 3)
+        tagged = identities(pool, 4)
     assert set(changed[:, 1]).isdisjoint(first[:, 1])  # reloaded
     assert changed[0, 2] == 5.0 and changed[0, 3] == 5.0  # the new array, not the worker's writes
     assert set(tagged[:, 4]) == {7.0} and tagged[0, 2] == 5.0
@@ -674,3 +688,11 @@ def test_too_little_dev_shm_for_the_datasets_arrays_is_a_clear_error(
     with pytest.raises(shm.SharedMemoryError, match=message):
         WorkerPool(Identity(megabytes=8), workers=1, use_multiprocessing=True)
     assert our_segments() <= before
+
+
+@pytest.mark.timeout(120)
+def test_a_dataset_using_more_of_keras_gets_the_real_keras_in_workers() -> None:
+    with fresh_process_pool(UsesKerasOps(), workers=1) as pool:
+        batches = list(pool.run_epoch(0, range(3)))
+    for index, batch in enumerate(batches):
+        np.testing.assert_array_equal(batch, np.full(2, index, np.float32))

@@ -142,3 +142,66 @@ def test_a_sequence_holding_a_lambda_trains_with_processes() -> None:
     assert np.isfinite(history.history["loss"]).all()
     assert batches == [[float(index)] * 4 for index in range(5)]
     assert worker_pids() <= before
+
+
+SLOW_DATASET = """\
+import time
+
+
+class Slow(keras.utils.PyDataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, index):
+        if index == 3:
+            time.sleep(120)
+        x = np.full((4, 2), index, np.float32)
+        return x, x[:, :1]
+
+
+model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse")
+model.fit(np.zeros((4, 2), np.float32), np.zeros((4, 1), np.float32), verbose=0)  # traced now
+feeder = feeders.adapt(Slow(), workers=2, use_multiprocessing=True, shuffle=False)
+"""
+
+SLOW_FIT = """\
+started = time.time()
+model.fit(feeder, epochs=1, verbose=0)
+"""
+
+AFTER = """\
+print("AFTER", round(time.time() - started, 1), len(worker_pids()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_interrupting_the_kernel_during_a_slow_batch_ends_the_cell_and_stops_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    for name, value in environment().items():
+        monkeypatch.setenv(name, value)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(code) for code in (IMPORTS, SLOW_DATASET, SLOW_FIT, AFTER)
+    ]
+    cell_timeout = 20  # then nbclient interrupts the kernel, as the stop button does
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=240,
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,
+    )
+    client.timeout_func = lambda cell: cell_timeout if "model.fit(feeder" in cell.source else 240
+    client.execute(cwd=str(ROOT))
+    errors = [out for out in notebook.cells[2].outputs if out.get("output_type") == "error"]
+    assert errors and "KeyboardInterrupt" in str(errors[0]), notebook.cells[2].outputs
+    text = "".join(output.get("text", "") for output in notebook.cells[3].outputs)
+    _, elapsed, workers = text.split()
+    assert float(elapsed) < cell_timeout + 2 + 5  # not the 120 s of the slow batch
+    assert workers == "0"
+    print(f"the cell ended {float(elapsed) - cell_timeout:.1f} s after the interrupt")

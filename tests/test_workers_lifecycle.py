@@ -159,6 +159,10 @@ from feeders.workers import WorkerPool
 from tests.workers_helpers import worker_pids
 
 
+def say(**message):  # one write: lines from this process and its workers never interleave
+    os.write(1, (json.dumps(message) + "\\n").encode())
+
+
 class Slow:
     def __init__(self):
         self.x = np.ones(2**20, np.float32)  # 4 MB: a shared-memory segment of its own
@@ -168,7 +172,7 @@ class Slow:
 
     def __getitem__(self, index):
         if index == 2:
-            print(json.dumps({"slow": os.getpid()}), flush=True)
+            say(slow=os.getpid())
             time.sleep(30)
         return np.full((4, 2), index, np.float32)
 
@@ -183,12 +187,12 @@ if forked == 0:
     os.close(2)
     time.sleep(30)
     os._exit(0)
-print(json.dumps({"workers": sorted(worker_pids()), "tracker": resource_tracker._resource_tracker._pid, "forked": forked}), flush=True)
+say(workers=sorted(worker_pids()), tracker=resource_tracker._resource_tracker._pid, forked=forked)
 started = time.monotonic()
 try:
     next(epoch)
 except KeyboardInterrupt:
-    print(json.dumps({"interrupted_after": time.monotonic() - started}), flush=True)
+    say(interrupted_after=time.monotonic() - started)
     raise
 """
 
@@ -210,10 +214,15 @@ def start(program: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     process.stdin.close()
     process.stdin = None  # communicate() must not flush it
     seen: dict[str, Any] = {}
-    while not ("slow" in seen and "workers" in seen):
-        line = process.stdout.readline()
-        assert line, process.communicate(timeout=30)[1][-3000:]
-        seen.update(json.loads(line))
+    try:
+        while not ("slow" in seen and "workers" in seen):
+            line = process.stdout.readline()
+            assert line, process.communicate(timeout=30)[1][-3000:]
+            seen.update(json.loads(line))
+    except BaseException:
+        process.kill()  # its workers follow through their lifeline
+        process.communicate(timeout=30)
+        raise
     time.sleep(0.3)  # the slow worker is well inside its 30-second __getitem__
     return process, seen
 
@@ -273,13 +282,17 @@ import feeders
 from tests.workers_helpers import worker_pids
 
 
+def say(**message):  # one write: lines from this process and its workers never interleave
+    os.write(1, (json.dumps(message) + "\\n").encode())
+
+
 class Slow(keras.utils.PyDataset):
     def __len__(self):
         return 8
 
     def __getitem__(self, index):
         if index == 3:
-            print(json.dumps({"slow": os.getpid()}), flush=True)
+            say(slow=os.getpid())
             time.sleep(30)
         x = np.full((4, 2), index, np.float32)
         return x, x[:, :1]
@@ -288,7 +301,7 @@ class Slow(keras.utils.PyDataset):
 class Announce(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if batch == 1:
-            print(json.dumps({"workers": sorted(worker_pids())}), flush=True)
+            say(workers=sorted(worker_pids()))
 
 
 model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -297,7 +310,7 @@ feeder = feeders.adapt(Slow(), workers=2, use_multiprocessing=True, shuffle=Fals
 try:
     model.fit(feeder, epochs=1, verbose=0, callbacks=[Announce()])
 except BaseException as err:
-    print(json.dumps({"raised": type(err).__name__, "at": time.time()}), flush=True)
+    say(raised=type(err).__name__, at=time.time())
     raise
 """
 

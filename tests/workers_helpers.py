@@ -227,3 +227,25 @@ class Imports(_PyDataset):
         lite = type(keras_module).__module__ == "feeders.workers._keras_lite"
         heavy = [name in sys.modules for name in ("tensorflow", "jax", "torch")]
         return np.array([index, lite, *heavy])
+
+
+class UsesKerasOps(_PyDataset):
+    """A PyDataset whose batches use ``keras.ops``: a worker then imports the real Keras."""
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        ones = keras.ops.ones((2,)) * index
+        return np.asarray(keras.ops.convert_to_numpy(ones))
+
+
+class ExitsAfterSlow:
+    """Batch ``slow`` sleeps ``seconds``; the worker on batch ``slow + 1`` ends its process."""
+
+    def __init__(self, slow: int = 1, seconds: float = 1.0) -> None:
+        self.slow, self.seconds = slow, seconds
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index == self.slow:
+            time.sleep(self.seconds)
+        if index == self.slow + 1:
+            os._exit(3)
+        return np.array([index])

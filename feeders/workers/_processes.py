@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, NoReturn
 
 from feeders.errors import RemoteFailure, WorkerError, where
 from feeders.workers._base import JOIN_S, POLL_S, Batch, Dataset, EpochStats
@@ -52,7 +52,8 @@ class ProcessWorkers:
         self._dataset = dataset
         self._shipment = Shipment()
         self._shipment.prepare(dataset)  # a TypeError now, not in the first epoch
-        self._fresh = True  # the shipment holds the dataset workers should load next
+        self._fresh = True  # the shipment is up to date with self._dataset
+        self._unsent = True  # ... and holds something the running workers have not loaded
         self._lifeline: Lifeline | None = None
         self._bell = Bell()  # NOTE [ Ctrl-C in a pool thread ]
         watch_sigint()
@@ -62,6 +63,7 @@ class ProcessWorkers:
         self._tasks: Connection | None = None  # parent -> any worker; NOTE [ one shared task pipe ]
         self._started: list[bool] = []
         self._current: list[int | None] = []  # the position each worker took and still owes
+        self._dead: set[int] = set()  # workers lost while others still build earlier batches
         self._slot_bytes: int | None = None  # None until the first batch is seen
         self._slots: SlotPool | None = None
         self._warned_oversize = False
@@ -80,14 +82,16 @@ class ProcessWorkers:
         # NOTE [ ship what changed ]: the state is pickled again (cheap: large arrays
         # are out of band) and each large array compared with its segment; workers
         # are told only when something changed (feeders.workers._serialize).
-        changed = self._fresh or self._shipment.prepare(self._dataset)
-        self._fresh = True
+        if not self._fresh:
+            self._unsent = self._shipment.prepare(self._dataset) or self._unsent
+            self._fresh = True
         self._job = (epoch, order, stats)
         self._ready, self._slot_of, self._dispatched = {}, {}, 0
         if not self._procs:
             self._launch()
-        elif changed:
+        elif self._unsent:
             self._tell_all(self._shipment.message())
+        self._unsent = False
 
     def next(self, position: int) -> Batch:
         assert self._job is not None
@@ -102,7 +106,7 @@ class ProcessWorkers:
         batch = self._ready.pop(position)
         if isinstance(batch, _Failed):
             # NOTE [ errors in order ]: raised when its turn comes, after every batch before it
-            batch.failure.reraise(batch.context)
+            batch.raise_()
         self._dispatch(position + 1)
         return batch
 
@@ -140,7 +144,7 @@ class ProcessWorkers:
         for conn in [*self._control, *self._results, *([self._tasks] if self._tasks else [])]:
             conn.close()
         self._control, self._results, self._tasks = [], [], None
-        self._started, self._current = [], []
+        self._started, self._current, self._dead = [], [], set()
         self._job, self._ready, self._slot_of = None, {}, {}
         if self._slots is not None:
             self._slots.close()  # after the workers are gone, so none can attach any more
@@ -196,6 +200,8 @@ class ProcessWorkers:
 
     def _tell_all(self, message: tuple[Any, ...]) -> None:
         for worker, control in enumerate(self._control):
+            if worker in self._dead:
+                continue
             try:
                 control.send(message)
             except OSError:
@@ -226,28 +232,32 @@ class ProcessWorkers:
         """Move finished batches into ``_ready``; raise if a worker failed or died."""
         assert self._job is not None
         stats = self._job[2]
-        sentinels = {process.sentinel: w for w, process in enumerate(self._procs)}
+        live = [w for w in range(len(self._procs)) if w not in self._dead]
+        sentinels = {self._procs[w].sentinel: w for w in live}
+        results = [self._results[w] for w in live]
         started = time.perf_counter()
         bell = self._bell.fileno()
-        signalled = wait([*self._results, *sentinels, bell], POLL_S if block else 0)
+        signalled = wait([*results, *sentinels, bell], POLL_S if block else 0)
         if block:
             stats.wait_s += time.perf_counter() - started
         if bell in signalled:
             raise_if_interrupted(self._bell)
-        for worker, conn in enumerate(self._results):
-            if conn in signalled:
+        for worker in live:
+            if self._results[worker] in signalled and worker not in self._dead:
                 self._drain(worker)
         for sentinel in signalled:
-            if isinstance(sentinel, int) and sentinel in sentinels:
-                self._drain(sentinels[sentinel])  # what it sent before dying comes first
-                self._died(sentinels[sentinel])
+            gone = sentinels.get(sentinel) if isinstance(sentinel, int) else None
+            if gone is not None and gone not in self._dead:
+                self._drain(gone)  # what it sent before dying comes first
+                if gone not in self._dead:
+                    self._lost(gone)
         if block and not signalled:
             self._find_dead()
 
     def _find_dead(self) -> None:
         for worker, process in enumerate(self._procs):
-            if not process.is_alive():
-                self._died(worker)
+            if worker not in self._dead and not process.is_alive():
+                self._lost(worker)
 
     def _drain(self, worker: int) -> None:
         conn = self._results[worker]
@@ -257,7 +267,8 @@ class ProcessWorkers:
                     return
                 message = conn.recv()
             except (EOFError, OSError):  # only the pipe's errors: _handle re-raises user ones
-                self._died(worker)
+                self._lost(worker)
+                return
             self._handle(worker, message)
 
     def _handle(self, worker: int, message: tuple[Any, ...]) -> None:
@@ -278,7 +289,7 @@ class ProcessWorkers:
         slot = self._slot_of.pop(position)
         if kind == "error":
             context = f"{where(worker, order[position], epoch)} (pid {pid})"
-            self._ready[position] = _Failed(payload, context)
+            self._ready[position] = _Failed(payload, context)  # NOTE [ errors in order ]
         elif kind == "shm":
             assert self._slots is not None and slot is not None
             self._ready[position] = self._slots.read(slot, payload)
@@ -309,13 +320,35 @@ class ProcessWorkers:
                 self._slots.slot_bytes,
             )
 
-    def _died(self, worker: int) -> None:
+    def _lost(self, worker: int) -> None:
+        """A worker is gone: its batch fails in its turn while others build the ones before.
+
+        NOTE [ errors in order ]: a worker that dies on batch k is reported when the
+        consumer reaches k, after every earlier batch, as long as another worker is
+        alive to build them; a worker that died idle, or the last one, raises now.
+        """
+        position = self._current[worker]
+        alive = len(self._procs) - len(self._dead) - 1
+        if position is None or alive == 0:
+            self._died(worker)
+        error = self._death(worker)
+        self._dead.add(worker)
+        self._current[worker] = None
+        slot = self._slot_of.pop(position, None)
+        if slot is not None and self._slots is not None:
+            self._slots.release(slot)
+        self._ready[position] = _Failed(error)
+
+    def _died(self, worker: int) -> NoReturn:
+        raise self._death(worker)
+
+    def _death(self, worker: int) -> WorkerError:
         assert self._job is not None
         epoch, order, _ = self._job
         process = self._procs[worker]
         process.join(POLL_S)
         position = self._current[worker]
-        raise WorkerError.died(
+        return WorkerError.died(
             worker=worker,
             pid=process.pid,
             exitcode=process.exitcode,
@@ -327,10 +360,15 @@ class ProcessWorkers:
 
 @dataclass(frozen=True)
 class _Failed:
-    """A batch whose ``__getitem__`` raised, kept in its place until the consumer gets there."""
+    """A batch that failed (raised, or its worker died), kept in place until its turn."""
 
-    failure: RemoteFailure
-    context: str
+    failure: RemoteFailure | WorkerError
+    context: str = ""
+
+    def raise_(self) -> NoReturn:
+        if isinstance(self.failure, WorkerError):
+            raise self.failure
+        self.failure.reraise(self.context)
 
 
 def _pipe() -> tuple[Connection, Connection]:
