@@ -452,8 +452,9 @@ class Feeder(KerasHandOff):
             tuples = (tuple(lists_to_tuples(part) for part in batch) for batch in tuples)
         try:
             yield from tuples
-        except Exception as err:
-            self._failure = err
+        except BaseException as err:  # KeyboardInterrupt too: TF would turn it into a RuntimeError
+            if not isinstance(err, GeneratorExit):
+                self._failure = err
             raise
 
     def _placeholder(self, mode: _Mode) -> tuple[Tree, ...]:

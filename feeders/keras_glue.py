@@ -188,7 +188,10 @@ def _catch_stop_iteration(self: Any) -> Iterator[None]:
                 adapter.on_epoch_end()
                 return
             raise
-        except Exception as err:
+        except BaseException as err:
+            # A Ctrl-C in the thread TensorFlow runs a generator in reaches Keras as a
+            # RuntimeError (pybind11 "REPLACED BY KeyboardInterrupt"): the recorded
+            # KeyboardInterrupt is raised instead, as for any recorded exception.
             replacement = adapter.keras_error(err)
             if replacement is None or replacement is err:
                 raise

@@ -133,7 +133,6 @@ def trial(keras: Any, units: int) -> None:
     model.fit(arrays, epochs=1, verbose=0)
 
 
-@pytest.mark.xfail(reason="needs the feeder-side fix from issue 10", strict=False)
 @pytest.mark.timeout(300)
 def test_a_hyperparameter_loop_through_fit_leaves_no_workers_segments_or_memory() -> None:
     keras = pytest.importorskip("keras")
