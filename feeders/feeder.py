@@ -371,13 +371,16 @@ class Feeder(KerasHandOff):
             return failure
         return from_tf_error(err)
 
-    def as_dataset(self, mode: _Mode = TRAINING) -> Any:
+    def as_dataset(self) -> Any:
         """A ``tf.data.Dataset`` of the batches, one pass per iteration, with the exact spec.
 
         Sources that can build batches with TF ops (:class:`~feeders.capabilities.NativeTF`)
         do so; the others are wrapped with ``from_generator``. Either way, each
-        iteration of a training dataset claims the next epoch from this feeder's counter.
+        iteration claims the next epoch from this feeder's counter.
         """
+        return self._tf_dataset(TRAINING)
+
+    def _tf_dataset(self, mode: _Mode) -> Any:
         tf = require_tf("Feeder.as_dataset()")
         if isinstance(self.source, NativeTF):
             dataset = self._native_dataset(mode)
@@ -575,7 +578,7 @@ class _KerasPass(KerasHandOff):
         return self.feeder._keras_pass(self.mode)
 
     def get_tf_dataset(self) -> Any:
-        dataset = self.feeder.as_dataset(self.mode)
+        dataset = self.feeder._tf_dataset(self.mode)
         source = self.feeder.source
         if isinstance(source, Sharded) and source.process_shard is not None:
             from feeders.sharding_tf import per_worker_dataset

@@ -17,6 +17,7 @@ import pytest
 import feeders
 
 ALL = [
+    "AdaptOptions",
     "ArraySpec",
     "BatchSpec",
     "Feeder",
@@ -57,8 +58,8 @@ PUBLIC = [
     "feeders.bench.profile",
 ]
 SIGNATURES = {
-    "feeders.adapt": "(source: 'Any', y: 'Tree | None' = None, *, sample_weight: 'Tree | None' = None, class_weight: 'Mapping[Any, Any] | Sequence[Any] | None' = None, batch_size: 'int | None' = None, shuffle: 'bool' = True, seed: 'int | None' = None, steps_per_epoch: 'int | None' = None, model: 'Any' = None, **options: 'Any') -> 'Feeder'",
-    "feeders.register_source": "(name: 'str', predicate: 'Callable[[Any], bool]', factory: 'Callable[..., Any] | str') -> 'SourceKind'",
+    "feeders.adapt": "(source: 'Any', y: 'Tree | None' = None, *, sample_weight: 'Tree | None' = None, class_weight: 'Mapping[Any, Any] | Sequence[Any] | None' = None, batch_size: 'int | None' = None, shuffle: 'Shuffle | None' = None, seed: 'int | None' = None, steps_per_epoch: 'int | None' = None, model: 'Any' = None, shard: 'tuple[int, int] | str | None' = None, global_batch_size: 'int | None' = None, **options: 'Unpack[AdaptOptions]') -> 'Feeder'",
+    "feeders.register_source": "(name: 'str', predicate: 'Callable[[Any], bool]', factory: 'Callable[..., Any] | str', *, accepts: 'frozenset[str] | None' = None, default_shuffle: 'bool' = True) -> 'SourceKind'",
     "feeders.unregister_source": "(kind: 'SourceKind') -> 'None'",
     "feeders.batch_rng": "() -> 'np.random.Generator'",
     "feeders.Feeder": "(source: 'Source', *, class_weight: 'Mapping[Any, Any] | Sequence[Any] | None' = None, steps_per_epoch: 'int | None' = None, kind: 'str' = 'custom') -> 'None'",
@@ -66,10 +67,10 @@ SIGNATURES = {
     "feeders.Feeder.bind": "(self, model: 'Any') -> 'Feeder'",
     "feeders.Feeder.as_dataset": "(self) -> 'Any'",
     "feeders.Feeder.seek": "(self, epoch: 'int', batch: 'int' = 0) -> 'None'",
-    "feeders.Feeder.epoch": "(self, n: 'int', start: 'int' = 0) -> 'Iterator[Batch]'",
+    "feeders.Feeder.epoch": "(self, n: 'int', start: 'int' = 0, *, shuffle: 'bool' = True) -> 'Iterator[Batch]'",
     "feeders.Feeder.pipeline_stats": "(self) -> 'dict[str, Any]'",
-    "feeders.ImageFileSequence": "(files: 'Sequence[str | os.PathLike[str]]', labels: 'Any' = None, *, batch_size: 'int' = 32, image_size: 'tuple[int, int]' = (200, 200), shuffle: 'bool' = False, seed: 'int | None' = None, decoder: 'str' = 'auto', on_error: \"Literal['raise', 'skip']\" = 'raise', max_pixels: 'int' = 89478485, workers: 'int' = 1, use_multiprocessing: 'bool' = False, max_queue_size: 'int' = 10) -> 'None'",
-    "feeders.SourceKind": "(name: 'str', predicate: 'Callable[[Any], bool]', factory: 'Callable[..., Any] | str') -> None",
+    "feeders.ImageFileSequence": "(files: 'Sequence[str | os.PathLike[str]]', labels: 'Any' = None, *, batch_size: 'int' = 32, image_size: 'tuple[int, int]' = (200, 200), shuffle: 'bool' = False, seed: 'int | None' = None, decoder: 'str' = 'auto', dtype: 'str' = 'float32', on_error: \"Literal['raise', 'skip']\" = 'raise', max_pixels: 'int' = 89478485, workers: 'int' = 1, use_multiprocessing: 'bool' = False, max_queue_size: 'int' = 10) -> 'None'",
+    "feeders.SourceKind": "(name: 'str', predicate: 'Callable[[Any], bool]', factory: 'Callable[..., Any] | str', accepts: 'frozenset[str] | None' = None, default_shuffle: 'bool' = True, batchwise_shuffle: 'bool' = False, hint: 'str' = '') -> None",
     "feeders.callbacks.FeederCheckpoint": "(directory: 'str | os.PathLike[str]', feeder: 'Feeder', save_freq: 'int | str' = 'epoch') -> 'None'",
     "feeders.callbacks.fit_resumable": "(build_model: 'Any', feeder: 'Feeder', directory: 'str | os.PathLike[str]', *, epochs: 'int', save_freq: 'int | str' = 'epoch', callbacks: 'list[keras.callbacks.Callback] | None' = None, **fit_kwargs: 'Any') -> 'keras.Model'",
     "feeders.callbacks.load_state": "(directory: 'str | os.PathLike[str]', feeder: 'Feeder') -> 'tuple[int, int] | None'",
