@@ -95,7 +95,7 @@ def register_loader(name: str, make_loader: MakeLoader, **config: Any) -> None:
 # ---- the Keras guide's Sequence, verbatim but for the base class name --------------------------
 
 
-class CIFAR10Sequence(keras.utils.PyDataset):
+class CIFAR10Sequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras ships no types
     def __init__(self, x_set: Any, y_set: Any, batch_size: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.x, self.y = x_set, y_set
@@ -109,7 +109,7 @@ class CIFAR10Sequence(keras.utils.PyDataset):
         high = min(low + self.batch_size, len(self.x))
         batch_x = self.x[low:high]
         batch_y = self.y[low:high]
-        return np.array([resize(imread(file_name), (200, 200)) for file_name in batch_x]), np.array(
+        return np.array([resize(imread(file_name), (200, 200)) for file_name in batch_x]), np.array(  # type: ignore[no-untyped-call]
             batch_y
         )
 
@@ -253,7 +253,10 @@ def torch_loader() -> Persistent | None:
         return None
     return Persistent(
         lambda f, y: DataLoader(
-            PilFiles(f, y), batch_size=BATCH, num_workers=WORKERS, persistent_workers=True
+            PilFiles(f, y),  # type: ignore[arg-type]  # a map-style dataset, as torch reads it
+            batch_size=BATCH,
+            num_workers=WORKERS,
+            persistent_workers=True,
         ),
         lambda loader: loader,
     )
@@ -458,7 +461,7 @@ def quality_rows(files: list[str]) -> list[dict[str, Any]]:
 
     from feeders.images import DECODERS, decode
 
-    @tf.function
+    @tf.function  # type: ignore[untyped-decorator]
     def hand_written(path: tf.Tensor) -> tf.Tensor:  # the tf.data row's map, minus the label
         image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
         return tf.image.resize(image, IMAGE_SIZE) / 255.0

@@ -102,7 +102,7 @@ def decode_skimage(
         image = image[0]
     if image.ndim == 3:
         image = image[:, :, :1] if image.shape[2] == 2 else image[:, :, :3]
-    resized = resize(image, image_size)
+    resized = resize(image, image_size)  # type: ignore[no-untyped-call]  # skimage is untyped
     return store_unit(resized if resized.ndim == 3 else resized[:, :, None], out)
 
 
@@ -154,7 +154,7 @@ def validate_dtype(dtype: object) -> str:
             f"`dtype` must be 'float32' (values in [0, 1]) or 'uint8' (values in [0, 255]), "
             f"but got dtype={dtype!r}. Pass dtype='uint8' to keep batches 4x smaller."
         )
-    return name
+    return str(name)
 
 
 def validate_image_size(image_size: object) -> tuple[int, int]:

@@ -47,7 +47,7 @@ class SkippedFile(NamedTuple):
     error: str
 
 
-class ImageFileSequence(keras.utils.PyDataset):
+class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras ships no types
     """Batches `(x, y)` of images decoded from files, resized to `image_size`.
 
     `x` is `(batch, height, width, 3)`: float32 in [0, 1], or with `dtype="uint8"` the

@@ -123,7 +123,7 @@ def decode_contents_fn(
     """A traced `bytes → (h, w, 3)` function (float32 in [0, 1], or uint8), one per size."""
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])  # type: ignore[untyped-decorator]
     def decode(contents: tf.Tensor) -> tf.Tensor:
         return _decode(contents, image_size, dtype)
 

@@ -53,7 +53,7 @@ Message = tuple[str, bytes, list[tuple[str, int]]]
 """``("dataset", state, [(segment name, nbytes), ...])``: what a worker loads."""
 
 
-class _Pickler(cloudpickle.Pickler):
+class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle ships no types
     def reducer_override(self, obj: Any) -> Any:
         reduced = _keras_lite.reduce_keras_class(obj)
         return reduced if reduced is not None else super().reducer_override(obj)
