@@ -450,6 +450,7 @@ class Feeder(KerasHandOff):
         if building_the_model():
             yield self._placeholder(mode)
             return
+        self._failure = None  # one left by a pass nobody reported (e.g. outside Keras)
         tuples = self._tuples(mode)
         if any(isinstance(part, list) for part in (spec.x, spec.y, spec.sample_weight)):
             tuples = (tuple(lists_to_tuples(part) for part in batch) for batch in tuples)
