@@ -409,3 +409,55 @@ class ShardedArrays:
 
     def close(self) -> None:
         self.source.close()
+
+
+class StridedBatches:
+    """A finite stream of batches read as one shard: global batches ``index::count``, padded.
+
+    Why: a torch ``DataLoader`` or a grain dataset decides its own order and has
+    no way to seek, so every process reads the whole pass (in the same seeded
+    order) and keeps its global batches; a final round that is short gets a
+    masked copy of the pass's first batch (NOTE [ the shard rule ]). Each
+    process reads ``count`` times what it trains on: for large data, shard the
+    loader's sampler instead (e.g. torch's ``DistributedSampler``).
+    """
+
+    def __init__(self, source: Any, shard: Shard) -> None:
+        total = source.num_batches
+        if total is None:
+            raise ValueError(
+                f"Sharding a {type(source).__name__} needs its number of batches per pass, "
+                "but it is unknown. Pass num_batches=... to feeders.adapt."
+            )
+        spec = source.spec
+        require_targets(spec, type(source).__name__)
+        self.source, self.process_shard = source, shard
+        self._plan = batch_plan(list(range(total)), shard)
+        self._spec = masked_spec(spec, None)
+        self.seed = getattr(source, "seed", None)
+
+    @property
+    def num_batches(self) -> int:
+        return len(self._plan)
+
+    @property
+    def spec(self) -> BatchSpec:
+        return self._spec
+
+    def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        wanted, total = set(self._plan[start:]), self.source.num_batches
+        first: Batch | None = None
+        rows = 0
+        for index, batch in enumerate(self.source.epoch(n)):
+            if first is None:
+                first, rows = batch, len(flatten(batch[0])[0])
+            if index in wanted:
+                yield pad_rows(batch, rows, True)
+        if total in wanted and first is not None:  # this process's masked batch
+            yield pad_rows(first, rows, False)
+
+    def shard(self, shard: Shard) -> StridedBatches:
+        return shard_source(self, shard)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.source.close()

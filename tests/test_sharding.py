@@ -296,3 +296,29 @@ def test_resolve_shard_auto_reads_torch_distributed(monkeypatch: pytest.MonkeyPa
     monkeypatch.delitem(sys.modules, "jax", raising=False)
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert resolve_shard("auto") == Shard(3, 4)
+
+
+def _torch_loader(x: np.ndarray, y: np.ndarray, shard: Shard) -> feeders.Feeder:
+    torch = pytest.importorskip("torch")
+    data = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=BATCH, shuffle=True, generator=torch.Generator()
+    )
+    return feeders.adapt(loader, seed=3, shard=shard)  # one seed: one global order per epoch
+
+
+def _grain_batches(x: np.ndarray, y: np.ndarray, shard: Shard) -> feeders.Feeder:
+    grain = pytest.importorskip("grain")
+    dataset = grain.MapDataset.source(list(zip(x, y, strict=True))).batch(BATCH)
+    return feeders.adapt(dataset, shuffle=False, shard=shard)
+
+
+@pytest.mark.parametrize("make", [_torch_loader, _grain_batches], ids=["torch", "grain"])
+def test_torch_and_grain_sources_shard_by_striding_their_batches(make: Callable) -> None:
+    """Every process reads the whole seeded pass and keeps global batches index::count."""
+    x, y = conformance_arrays(N)
+    shards = [make(x, y, Shard(i, 2)) for i in range(2)]
+    for epoch in (0, 1):
+        _check_exactly_once([_ids_of(f, epoch) for f in shards])
+    steps = -(-N // BATCH)  # 32 global batches: 16 each, the last padded to BATCH rows
+    assert shards[0].num_batches == shards[1].num_batches == -(-steps // 2)

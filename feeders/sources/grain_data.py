@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from feeders.sharding import Shard, StridedBatches
 from feeders.sources.generators import GeneratorSource
 from feeders.structure import Tree
 
@@ -40,6 +41,14 @@ def _length(dataset: Any) -> int | None:
         return None
 
 
+class GrainSource(GeneratorSource):
+    """A grain dataset: a factory of passes (``iter(dataset)``), sharded by striding."""
+
+    def shard(self, shard: Shard) -> Any:
+        """Every process reads the pass and keeps its batches (:class:`~feeders.sharding.StridedBatches`)."""
+        return StridedBatches(self, shard)
+
+
 def from_grain(
     dataset: Any,
     y: Tree | None = None,
@@ -50,13 +59,13 @@ def from_grain(
     seed: int | None = None,
     shuffle_buffer: int | None = None,
     num_batches: int | None = None,
-) -> GeneratorSource:
+) -> GrainSource:
     """Registry factory for the ``"grain"`` kind.
 
     ``y``, ``sample_weight`` and ``batch_size`` are always ``None`` here: its
     registry row refuses them (the batches hold them).
     """
-    return GeneratorSource(
+    return GrainSource(
         lambda: iter(dataset),
         shuffle=shuffle,
         seed=seed,

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from feeders.sharding import Shard, StridedBatches
 from feeders.sources._checks import resolve_seed
 from feeders.sources.generators import GeneratorSource
 from feeders.structure import Batch, Tree
@@ -72,6 +73,10 @@ class DataLoaderSource(GeneratorSource):
         if n > 0:
             self._reseed(self.seed, n)
         return super().epoch(n, start)
+
+    def shard(self, shard: Shard) -> Any:
+        """Every process reads the pass and keeps its batches (:class:`~feeders.sharding.StridedBatches`)."""
+        return StridedBatches(self, shard)
 
     def _reseed(self, seed: int, n: int) -> None:
         generator = getattr(self.loader, "generator", None)
