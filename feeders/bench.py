@@ -32,7 +32,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from feeders.bench_report import WIDTH, draw_chart, missed, profile_table, render_profile, table
+from feeders.bench_report import (
+    WIDTH,
+    draw_chart,
+    missed,
+    print_profile,
+    render_profile,
+    table,
+)
 from feeders.profiler import Profile, Trial, profile, takes_worker_options
 from feeders.quiet import is_tf_log_line
 
@@ -238,8 +245,7 @@ def profile_command(args: argparse.Namespace) -> int:
     console = _console()
     with console.status(f"profiling {args.feeder} (budget {args.budget:.0f} s)"):
         found = profile(source, model=model, budget_s=args.budget)
-    console.print(profile_table(found))
-    console.print(f"recommended: {found.recommendation}", markup=False)
+    print_profile(console, found)
     return 0
 
 

@@ -17,7 +17,16 @@ from typing import Any
 
 from feeders.profiler import Profile
 
-__all__ = ["WIDTH", "draw_chart", "missed", "number", "profile_table", "render_profile", "table"]
+__all__ = [
+    "WIDTH",
+    "draw_chart",
+    "missed",
+    "number",
+    "print_profile",
+    "profile_table",
+    "render_profile",
+    "table",
+]
 
 WIDTH = 120
 CHARTED = ("images/s", "batches/s")
@@ -122,13 +131,18 @@ def profile_table(found: Profile) -> Any:
     return grid
 
 
+def print_profile(console: Any, found: Profile) -> None:
+    """The profile's table and its recommendation, on ``console`` (a rich ``Console``)."""
+    console.print(profile_table(found))
+    console.print(f"recommended: {found.recommendation}", markup=False)
+
+
 def render_profile(found: Profile) -> str:
     """The profile's table and recommendation as plain text (``str(profile)``)."""
     from rich.console import Console
 
     console = Console(width=WIDTH, record=True, file=io.StringIO(), color_system=None)
-    console.print(profile_table(found))
-    console.print(f"recommended: {found.recommendation}", markup=False)
+    print_profile(console, found)
     return console.export_text()
 
 

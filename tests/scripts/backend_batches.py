@@ -39,8 +39,6 @@ class Recording(keras.Model):
             if leaf is not None
         ]
         self.log.append((step, batch_digest(batch), " ".join(shapes)))
-        if os.environ.get("DUMP"):
-            print(step, keras.tree.flatten(batch), file=sys.stderr)
 
     # JAX's steps take (state, data), the others (data): the batch is always last.
     def train_step(self, *args):  # type: ignore[no-untyped-def]
