@@ -80,3 +80,43 @@ def test_fit_evaluate_predict_see_the_epochs_in_order(
     found = logs[backend]["cases"][case]
     assert [tuple(entry[:2]) for entry in found["log"]] == logs["expected"][case]
     assert found["seen"] == [TENSOR_MODULE[backend]]
+
+
+VALIDATE = [sys.executable, "-m", "feeders", "validate", "--epochs", "1"]
+
+
+@pytest.mark.slow
+def test_feeders_validate_gives_one_stream_and_one_loss_band_on_every_backend(
+    tmp_path: Path,
+) -> None:
+    """`feeders validate` under each backend: every run identical, the same batch stream
+    everywhere, and the reference models' final losses within one band (backends differ
+    only in float rounding, never in the data)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = {
+        backend: subprocess.Popen(
+            [*VALIDATE, "--json", str(tmp_path / f"{backend}.json")],
+            env={**env, "KERAS_BACKEND": backend},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for backend in INSTALLED
+    }
+    rows = {}
+    for backend, run in runs.items():
+        out, _ = run.communicate(timeout=500)
+        assert run.returncode == 0, f"{backend}:\n{out[-3000:]}"
+        assert "runs identical" in out
+        rows[backend] = json.loads((tmp_path / f"{backend}.json").read_text())
+        assert {row["backend"] for row in rows[backend]} == {backend}
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for backend_rows in rows.values():
+        for row in backend_rows:
+            assert row["ok"], row
+            by_model.setdefault(row["model"], []).append(row)
+    assert set(by_model) == {"mnist", "multihead"}
+    for model, found in by_model.items():
+        assert len({row["batches_sha256"] for row in found}) == 1, model
+        losses = [row["final_loss"] for row in found]
+        assert max(losses) - min(losses) <= 1e-3 * max(losses), (model, losses)

@@ -11,7 +11,11 @@ against the ``arrays`` kind:
 * **training**: the model trained from the same initial weights must end with
   bit-identical weights (``np.array_equal`` per weight).
 
-The command prints a table and exits non-zero on any mismatch. MNIST is full
+The command prints a table and exits non-zero on any mismatch; ``--json PATH``
+also writes the rows (with ``batches_sha256``, one digest of the whole stream, and
+the backend), so runs under different ``KERAS_BACKEND``s can be compared:
+``tests/test_backends.py`` checks that every backend sees the same stream and
+ends in the same loss band. MNIST is full
 MNIST when ``$FEEDERS_DATA_DIR`` (or ``--data``) holds it, else the bundled
 sample; the first 6,400 training images are used unless ``--full``.
 """
@@ -164,6 +168,7 @@ class Row:
     final_loss: float
     weights_match: bool
     detail: str = ""
+    batches_sha256: str = ""
 
     @property
     def ok(self) -> bool:
@@ -196,6 +201,27 @@ def _feed(digest: Any, tree: Tree | None) -> None:
         digest.update(array.data)
 
 
+def portable_initial_weights(model: Any, seed: int) -> list[np.ndarray]:
+    """The model's initial weights drawn by NumPy: the same numbers under every Keras backend.
+
+    Why: Keras' initializers draw from each backend's own RNG, so one seed gives
+    TensorFlow, JAX and torch different starting weights and different final losses.
+    Kernels get Glorot-uniform values (Keras' default for these models' layers) from
+    ``np.random.default_rng(seed)``; vectors (biases) keep their constant initial values.
+    """
+    rng = np.random.default_rng(seed)
+    weights = []
+    for value in model.get_weights():
+        if value.ndim < 2:
+            weights.append(value)
+            continue
+        receptive = math.prod(value.shape[:-2])
+        fan_in, fan_out = value.shape[-2] * receptive, value.shape[-1] * receptive
+        limit = math.sqrt(6 / (fan_in + fan_out))
+        weights.append(rng.uniform(-limit, limit, value.shape).astype(value.dtype))
+    return weights
+
+
 def validate(
     references: Sequence[Reference],
     recipes: Mapping[str, MakeFeeder] = RECIPES,
@@ -213,7 +239,7 @@ def validate(
 
     rows = []
     for ref in references:
-        initial = ref.build(seed).get_weights()
+        initial = portable_initial_weights(ref.build(seed), seed)
         expected: tuple[list[str], list[np.ndarray]] | None = None
         for recipe, make in recipes.items():
             with make(ref.x, ref.y, ref.batch_size) as feeder:
@@ -235,6 +261,7 @@ def validate(
                     float(history.history["loss"][-1]),
                     all(np.array_equal(a, b) for a, b in zip(weights, expected[1], strict=True)),
                     _differences(digests, expected[0], weights, expected[1]),
+                    hashlib.sha256("".join(digests).encode()).hexdigest(),
                 )
             )
     return rows
@@ -298,6 +325,8 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(console) as progress:
         rows = validate(references, recipes, epochs=args.epochs, seed=args.seed, progress=progress)
     console.print(render(rows, f"feeders validate: {args.epochs} epochs, shuffle=False"))
+    if args.json:
+        _write_json(args.json, rows)
     for ref in references:
         console.print(f"{ref.name}: {ref.data}, batch size {ref.batch_size}, seed {args.seed}")
     covered = {row.kind for row in rows}
@@ -314,6 +343,19 @@ def run(args: argparse.Namespace) -> int:
         return 1
     console.print(f"all {len(rows)} runs identical: same batches, same final weights")
     return 0
+
+
+def _write_json(path: str, rows: Sequence[Row]) -> None:
+    """The rows as a JSON list, each with the Keras backend that trained it."""
+    import dataclasses
+    import json
+
+    import keras
+
+    backend = keras.backend.backend()
+    records = [{**dataclasses.asdict(row), "ok": row.ok, "backend": backend} for row in rows]
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(records, file, indent=1)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -347,6 +389,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="append",
         choices=list(RECIPES),
         help="a source recipe to compare with arrays, the reference (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        default=None,
+        help="also write the rows (digests, final loss, backend) to PATH as JSON",
     )
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up logs")
     p.set_defaults(run=run)
