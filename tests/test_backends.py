@@ -35,7 +35,10 @@ CASES = [
     "sequence-threads",
     "sequence-processes",
     "image-files",
+    "plug-in",
 ]
+if importlib.util.find_spec("tensorflow"):
+    CASES.append("tf.data")  # the tf.data source on JAX and torch too (TF only makes the data)
 # The leaf type a model step sees: JAX on the CPU gets NumPy (nothing to put ahead).
 TENSOR_MODULE = {"tensorflow": "tensorflow", "jax": "numpy", "torch": "torch"}
 

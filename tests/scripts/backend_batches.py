@@ -10,15 +10,18 @@ them across backends.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterator
 
 import keras
 import numpy as np
 
 import feeders
 from feeders.harness.validate import ArraySequence, batch_digest
+from feeders.structure import BatchSpec
 
 SAMPLES, BATCH = 72, 16
 
@@ -89,12 +92,51 @@ def generator_factory(x: np.ndarray, y: np.ndarray):  # type: ignore[no-untyped-
     return batches
 
 
+class PlugIn:
+    """A plug-in source (registered with `feeders.register_source`, inheriting nothing):
+    epoch n is the arrays' batches rotated by n, so each epoch differs."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+
+    @property
+    def num_batches(self) -> int:
+        return -(-len(self.x) // BATCH)
+
+    @property
+    def spec(self) -> BatchSpec:
+        return BatchSpec.of((self.x[:1], self.y[:1], None))
+
+    def epoch(self, n: int, start: int = 0) -> Iterator[tuple[object, ...]]:
+        for b in range(start, self.num_batches):
+            rows = slice(((b + n) % self.num_batches) * BATCH, None)
+            yield self.x[rows][:BATCH], self.y[rows][:BATCH], None
+
+    def close(self) -> None:
+        pass
+
+
+class Pairs(tuple):  # type: ignore[type-arg]
+    """What the plug-in kind accepts: `Pairs((x, y))`."""
+
+
+feeders.register_source("pairs", lambda s: isinstance(s, Pairs), lambda s, y, **_: PlugIn(*s))
+
+
 def cases(image_dir: str) -> dict[str, object]:
     x, y = arrays()
     num_batches = -(-SAMPLES // BATCH)
     files = sorted(os.path.join(image_dir, name) for name in os.listdir(image_dir))
     labels = np.arange(len(files)) % 3
+    tf_data = {}
+    if importlib.util.find_spec("tensorflow"):  # the no-TensorFlow venv runs this script too
+        import tensorflow as tf
+
+        batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
+        tf_data["tf.data"] = lambda: feeders.adapt(batched)
     return {
+        **tf_data,
+        "plug-in": lambda: feeders.adapt(Pairs((x, y))),
         "arrays": lambda: feeders.adapt(
             x, y, batch_size=BATCH, seed=1, class_weight={0: 1.0, 1: 2.0, 2: 0.5}
         ),
