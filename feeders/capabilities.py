@@ -10,11 +10,23 @@ no-TensorFlow install import it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from feeders.structure import Batch
 
-__all__ = ["HasPool", "InOrder", "NativeTF", "Shardable", "Sharded", "SinglePass", "Splittable"]
+if TYPE_CHECKING:
+    from feeders.service_graph import ServiceGraph
+
+__all__ = [
+    "HasPool",
+    "InOrder",
+    "NativeTF",
+    "Servable",
+    "Shardable",
+    "Sharded",
+    "SinglePass",
+    "Splittable",
+]
 
 
 @runtime_checkable
@@ -41,6 +53,26 @@ class NativeTF(Protocol):
 
         ``shuffle=False``: the natural order. May return ``None`` to decline
         (e.g. memory-mapped arrays stay on the NumPy path).
+        """
+        ...
+
+
+@runtime_checkable
+class Servable(Protocol):
+    """A source that can be read through tf.data service (:func:`feeders.distribute`).
+
+    Why a graph: a service worker runs a dataset graph and nothing else, so each kind
+    builds its batches from TF ops alone (:mod:`feeders.service_graph` has the shared
+    row-batch graph, ``rows_graph``, and the checks). A source whose batches only Python
+    can make may implement this to refuse with its own reason
+    (``raise feeders.service_graph.not_servable("a Python generator")``).
+    """
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        """Epoch ``epoch``'s batches as a pure-TF graph, for ``processing_mode=mode``.
+
+        Raises:
+            NotServableError: the batches need Python code (say which, and the fix).
         """
         ...
 
