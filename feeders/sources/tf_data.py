@@ -182,15 +182,13 @@ class TFDataSource:
         return dataset if self._finish is None else dataset.map(self._finish)
 
     def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
-        """The pipeline itself, as epoch ``epoch``, once it is checked to run on a worker.
+        """The pipeline itself, as epoch ``epoch`` (:class:`~feeders.capabilities.Servable`).
 
-        (:class:`~feeders.capabilities.Servable`; the checks: ``check_graph``.)
+        :func:`feeders.service_graph.service_graph` refuses it if it calls Python.
         """
-        from feeders.service_graph import ServiceGraph, check_graph
+        from feeders.service_graph import ServiceGraph
 
-        dataset = self.epoch_dataset(epoch, 0)
-        check_graph(dataset, mode)
-        return ServiceGraph(dataset, self.num_batches, self.batch_size)
+        return ServiceGraph(self.epoch_dataset(epoch, 0), self.num_batches, self.batch_size)
 
     def _finisher(self) -> Callable[..., tuple[Tree, ...]] | None:
         """One map that makes every element a parts tuple and opens a static batch dimension.
