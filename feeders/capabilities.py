@@ -16,6 +16,7 @@ from feeders.structure import Batch
 
 if TYPE_CHECKING:
     from feeders.service_graph import ServiceGraph
+    from feeders.workers import WorkerPool
 
 __all__ = [
     "HasPool",
@@ -91,7 +92,7 @@ class HasPool(Protocol):
     """A source whose batches come from a :class:`~feeders.workers.WorkerPool`."""
 
     @property
-    def pool(self) -> Any:
+    def pool(self) -> WorkerPool:
         """The pool; its ``stats`` describe the last epoch."""
         ...
 
