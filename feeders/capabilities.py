@@ -10,11 +10,24 @@ no-TensorFlow install import it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from feeders.structure import Batch
 
-__all__ = ["HasPool", "InOrder", "NativeTF", "Shardable", "Sharded", "SinglePass", "Splittable"]
+if TYPE_CHECKING:
+    from feeders.service_graph import ServiceGraph
+    from feeders.workers import WorkerPool
+
+__all__ = [
+    "HasPool",
+    "InOrder",
+    "NativeTF",
+    "Servable",
+    "Shardable",
+    "Sharded",
+    "SinglePass",
+    "Splittable",
+]
 
 
 @runtime_checkable
@@ -46,6 +59,26 @@ class NativeTF(Protocol):
 
 
 @runtime_checkable
+class Servable(Protocol):
+    """A source that can be read through tf.data service (:func:`feeders.distribute`).
+
+    Why a graph: a service worker runs a dataset graph and nothing else, so each kind
+    builds its batches from TF ops alone (:mod:`feeders.service_graph` has the shared
+    row-batch graph, ``rows_graph``, and the checks). A source whose batches only Python
+    can make may implement this to refuse with its own reason
+    (``raise feeders.service_graph.not_servable("a Python generator")``).
+    """
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        """Epoch ``epoch``'s batches as a pure-TF graph, for ``processing_mode=mode``.
+
+        Raises:
+            NotServableError: the batches need Python code (say which, and the fix).
+        """
+        ...
+
+
+@runtime_checkable
 class Splittable(Protocol):
     """A source that can split off its last samples (or batches) as validation data."""
 
@@ -59,7 +92,7 @@ class HasPool(Protocol):
     """A source whose batches come from a :class:`~feeders.workers.WorkerPool`."""
 
     @property
-    def pool(self) -> Any:
+    def pool(self) -> WorkerPool:
         """The pool; its ``stats`` describe the last epoch."""
         ...
 

@@ -50,7 +50,8 @@ class Source(Protocol):
     different order per epoch when shuffling), and start at batch ``start`` so a
     crashed run can resume mid-epoch. Optional abilities are the Protocols of
     :mod:`feeders.capabilities` (``epoch_in_order``, ``split``, ``as_dataset``,
-    ``pool``); optional attributes: ``batch_size``, ``partial_batch_size``, ``seed``.
+    ``service_graph``, ``pool``); optional attributes: ``batch_size``,
+    ``partial_batch_size``, ``seed``.
     """
 
     @property

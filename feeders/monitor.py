@@ -25,7 +25,10 @@ from typing import Any
 
 import keras
 
+from feeders.capabilities import HasPool
 from feeders.feeder import Feeder
+from feeders.images.files import ImageFileSequence
+from feeders.sources.sequences import SequenceSource
 
 __all__ = ["DataWaitMonitor", "advice"]
 
@@ -186,11 +189,11 @@ def advice(feeder: Feeder, record: dict[str, Any]) -> list[str]:
         One sentence per knob, most promising first; never empty.
     """
     source = feeder.source
-    pool = getattr(source, "pool", None)
+    pool = source.pool if isinstance(source, HasPool) else None
     cores = os.cpu_count() or 1
     tips: list[str] = []
-    sequence = getattr(source, "sequence", None)
-    if getattr(sequence, "decoder", None) == "skimage":
+    sequence = source.sequence if isinstance(source, SequenceSource) else None
+    if isinstance(sequence, ImageFileSequence) and sequence.decoder == "skimage":
         tips.append(
             "ImageFileSequence(decoder='auto'): PIL's draft mode decodes JPEGs at reduced "
             "size, several times faster than decoder='skimage'."
@@ -211,7 +214,7 @@ def advice(feeder: Feeder, record: dict[str, Any]) -> list[str]:
         )
     elif pool.workers < cores:
         tips.append(f"more workers: workers={pool.workers} on {cores} cores; try workers={cores}.")
-    if pool.workers and not getattr(pool, "use_multiprocessing", False):
+    if pool.workers and not pool.use_multiprocessing:
         tips.append(
             "use_multiprocessing=True: threads share the GIL, so a __getitem__ that is mostly "
             "Python (loops, PIL/skimage calls that hold the GIL) does not run in parallel."

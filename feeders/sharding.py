@@ -36,11 +36,14 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, map_tree
+
+if TYPE_CHECKING:
+    from feeders.service_graph import ServiceGraph
 
 __all__ = ["Shard", "per_process_batch_size", "resolve_shard", "sample_plan"]
 
@@ -401,6 +404,12 @@ class ShardedArrays:
         for step in range(start, len(rows)):
             x, y, sample_weight = self.source.take(rows[step])
             yield x, y, masked_weights(mask[step], sample_weight)
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        """This shard's steps for tf.data service workers (:mod:`feeders.sharding_tf`)."""
+        from feeders.sharding_tf import sharded_arrays_graph
+
+        return sharded_arrays_graph(self, epoch)
 
     def split(self, at: int | float) -> tuple[ShardedArrays, ShardedArrays]:
         """Split the global data (as unsharded), then shard both parts."""

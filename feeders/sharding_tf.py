@@ -8,11 +8,15 @@ changes with ``tf.data`` and ``tf.distribute``, not with the rule.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feeders.sharding import Shard
 
-__all__ = ["per_worker_dataset", "tf_sharded_dataset"]
+if TYPE_CHECKING:
+    from feeders.service_graph import ServiceGraph
+    from feeders.sharding import ShardedArrays
+
+__all__ = ["per_worker_dataset", "sharded_arrays_graph", "tf_sharded_dataset"]
 
 
 def per_worker_dataset(dataset: Any, model: Any) -> Any:
@@ -91,6 +95,32 @@ def tf_sharded_dataset(
     if padded > real:
         mine = mine.concatenate(dataset.take(1).map(weighted(0.0)).repeat(padded - real))
     return mine.apply(tf.data.experimental.assert_cardinality(padded))
+
+
+def sharded_arrays_graph(arrays: ShardedArrays, epoch: int) -> ServiceGraph:
+    """This process's steps of ``epoch`` for tf.data service workers, one split per step.
+
+    The workers gather; the trainer still receives exactly its shard's rows, masked slots
+    weighing 0, in the same number of steps as every other trainer (the order of the
+    steps through the service is not reproducible).
+    """
+    import tensorflow as tf
+
+    from feeders.service_graph import ServiceGraph
+
+    rows, mask = arrays.plan(epoch)
+    fetch = arrays.source.service_fetch()
+
+    def batch(index: Any, keep: Any) -> tuple[Any, ...]:
+        parts = fetch(index)
+        weight = tf.cast(keep, tf.float32)
+        if len(parts) == 2:
+            return (*parts, weight)
+        return (*parts[:2], tf.nest.map_structure(lambda w: w * weight, parts[2]))
+
+    dataset = tf.data.Dataset.from_tensor_slices((rows, mask))
+    dataset = dataset.map(batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ServiceGraph(dataset, len(rows), arrays.batch_size)
 
 
 def _first_rows(dataset: Any) -> int:

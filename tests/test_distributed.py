@@ -15,16 +15,20 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import feeders
+from feeders.capabilities import Servable
 from feeders.distributed import NotServableError, ServiceTimeoutError, distribute
 from feeders.harness import mnist_model
 from feeders.images import ImageFileSequence, decode_tf
 from feeders.images.samples import write_photos
 from feeders.serve import start_dispatcher
+from feeders.service_graph import Rows, ServiceGraph, rows_graph
+from feeders.structure import Batch, BatchSpec
 from tests.sequence_helpers import CountingSequence
 
 START_S = 60.0  # a loaded 2-core machine can take this long to import TensorFlow twice
@@ -107,12 +111,69 @@ def python_generator() -> Iterator[tuple[np.ndarray, np.ndarray]]:
     yield from [(np.zeros((4, 3), np.float32), np.zeros(4))] * 2
 
 
+class NumberedSource:
+    """A plug-in Source (inheriting nothing) without a service graph: x is the row number."""
+
+    def __init__(self, n: int = 20, batch_size: int = 4) -> None:
+        self.n, self.batch_size = n, batch_size
+
+    @property
+    def num_batches(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    @property
+    def spec(self) -> BatchSpec:
+        return BatchSpec.of((np.zeros((1, 1), np.float32), np.zeros(1, np.int64), None))
+
+    def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
+        for b in range(start, self.num_batches):
+            rows = np.arange(b * self.batch_size, min(self.n, (b + 1) * self.batch_size))
+            yield rows.astype(np.float32)[:, None], 2 * rows, None
+
+    def close(self) -> None:
+        pass
+
+
+class ServableSource(NumberedSource):
+    """The same, with a Servable graph built on feeders' shared row graph."""
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        numbers = tf.constant(np.arange(self.n, dtype=np.float32))
+
+        def fetch(rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return tf.gather(numbers, rows)[:, None], 2 * rows
+
+        return rows_graph(Rows(self.n, self.batch_size, None, False, False, fetch), mode)
+
+
+class PythonGraphSource(NumberedSource):
+    """A plug-in whose "graph" calls Python: refused before it reaches a worker."""
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        signature = (tf.TensorSpec((None, 3), tf.float32), tf.TensorSpec((None,), tf.float64))
+        dataset = tf.data.Dataset.from_generator(python_generator, output_signature=signature)
+        return ServiceGraph(dataset, 2, 4)
+
+
+@pytest.mark.timeout(60)
+def test_a_plug_in_that_is_servable_without_inheriting_is_served(cluster: str) -> None:
+    source = ServableSource()
+    assert isinstance(source, Servable)
+    served = distribute(feeders.Feeder(source), cluster, "distributed_epoch")
+    batches = list(served)
+    assert rows_seen(batches, 20).tolist() == [1] * 20
+    for x, y in batches:
+        np.testing.assert_array_equal(y, 2 * x[:, 0])
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     ("make", "what"),
     [
         (lambda: feeders.adapt(python_generator), "a Python generator"),
         (lambda: feeders.adapt(PythonSequence()), r"a Python Sequence \(its __getitem__\)"),
+        (lambda: feeders.Feeder(NumberedSource()), "a NumberedSource source with no TF-graph form"),
+        (lambda: feeders.Feeder(PythonGraphSource()), "its tf.data pipeline calls Python"),
         (
             lambda: feeders.adapt(
                 tf.data.Dataset.from_generator(
@@ -126,7 +187,7 @@ def python_generator() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             "its tf.data pipeline calls Python",
         ),
     ],
-    ids=["generator", "sequence", "tf.data-from_generator"],
+    ids=["generator", "sequence", "plug-in", "plug-in-python-graph", "tf.data-from_generator"],
 )
 def test_python_feeders_are_refused_with_the_reason_and_the_fix(
     cluster: str, make: Callable[[], feeders.Feeder], what: str
@@ -147,6 +208,32 @@ def test_image_files_that_skip_bad_files_are_refused(cluster: str, tmp_path: Pat
     sequence = ImageFileSequence(files, [0, 1], batch_size=2, image_size=(8, 8), on_error="skip")
     with pytest.raises(ValueError, match=r"needs on_error='raise', but got on_error='skip'"):
         distribute(sequence, cluster)
+
+
+@pytest.mark.timeout(120)
+def test_uint8_image_files_are_served_as_uint8_and_train(cluster: str, tmp_path: Path) -> None:
+    files = [str(p) for p in write_photos(tmp_path, 6, sizes=(40, 60))]
+    sequence = ImageFileSequence(
+        files, np.arange(6), batch_size=4, image_size=(8, 8), dtype="uint8"
+    )
+    served = distribute(feeders.adapt(sequence), cluster, "distributed_epoch")
+    batches = list(served)
+    assert sorted(np.concatenate([y for _, y in batches]).tolist()) == list(range(6))
+    for x, y in batches:
+        assert x.dtype == sequence[0][0].dtype == np.uint8
+        for image, label in zip(x, y, strict=True):
+            expected = decode_tf(files[label], (8, 8), out=np.empty((8, 8, 3), np.uint8))
+            np.testing.assert_array_equal(image, expected)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Flatten(),
+            keras.layers.Dense(6, activation="softmax"),
+        ]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    assert np.isfinite(model.fit(served, epochs=2, verbose=0).history["loss"]).all()
 
 
 @pytest.mark.timeout(60)

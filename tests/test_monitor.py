@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -14,6 +15,8 @@ import pytest
 
 import feeders
 from feeders.callbacks import DataWaitMonitor
+from feeders.images import ImageFileSequence
+from feeders.images.samples import write_photos
 from feeders.monitor import advice
 from tests.sequence_helpers import CountingSequence
 
@@ -21,8 +24,8 @@ from tests.sequence_helpers import CountingSequence
 class Batches:
     """12 batches of 16 samples; ``delay`` seconds of sleep per batch."""
 
-    def __init__(self, delay: float = 0.0, n: int = 12, decoder: str | None = None) -> None:
-        self.delay, self.n, self.decoder = delay, n, decoder
+    def __init__(self, delay: float = 0.0, n: int = 12) -> None:
+        self.delay, self.n = delay, n
 
     def __len__(self) -> int:
         return self.n
@@ -132,7 +135,7 @@ def test_pipeline_stats_count_every_batch_of_the_numpy_path() -> None:
 
 
 def pool_feeder(**options: Any) -> feeders.Feeder:
-    return feeders.adapt(Batches(decoder=options.pop("decoder", None)), shuffle=False, **options)
+    return feeders.adapt(Batches(), shuffle=False, **options)
 
 
 CORES = os.cpu_count() or 1
@@ -144,9 +147,8 @@ CORES = os.cpu_count() or 1
         ({"workers": 0}, {}, f"pass workers={CORES}"),
         ({"workers": 1}, {}, "use_multiprocessing=True"),
         ({"workers": 1, "max_queue_size": 1}, {"mean_queue_occupancy": 0.0}, "max_queue_size=2"),
-        ({"workers": 0, "decoder": "skimage"}, {}, "decoder='auto'"),
     ],
-    ids=["in-caller", "threads", "short-queue", "skimage"],
+    ids=["in-caller", "threads", "short-queue"],
 )
 def test_advice_names_the_knob(
     options: dict[str, Any], pool: dict[str, Any], expected: str
@@ -154,6 +156,14 @@ def test_advice_names_the_knob(
     with pool_feeder(**options) as feeder:
         tips = advice(feeder, {"pool": pool})
     assert any(expected in tip for tip in tips), tips
+
+
+def test_advice_names_a_faster_decoder_for_image_files(tmp_path: Path) -> None:
+    files = [str(p) for p in write_photos(tmp_path, 2, sizes=(40, 60))]
+    sequence = ImageFileSequence(files, [0, 1], batch_size=2, image_size=(8, 8), decoder="skimage")
+    with feeders.adapt(sequence) as feeder:
+        tips = advice(feeder, {"pool": {}})
+    assert "ImageFileSequence(decoder='auto')" in tips[0]
 
 
 def test_advice_for_a_source_without_pool() -> None:

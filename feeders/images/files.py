@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import keras
@@ -20,10 +20,12 @@ import numpy as np
 from feeders.images import _shared, decode
 from feeders.images.directory import IMAGE_EXTENSIONS, index_directory
 from feeders.sources._checks import check_batch_size
-from feeders.structure import Tree, flatten, packer, paths
+from feeders.structure import Tree, flatten, lists_to_tuples, packer, paths
 
 if TYPE_CHECKING:
     import tensorflow as tf
+
+    from feeders.service_graph import ServiceGraph
 
 logger = logging.getLogger(__name__)
 
@@ -155,12 +157,19 @@ class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras s
     def order(self) -> np.ndarray:
         """Sample indices of the current epoch, in batch order (read-only)."""
         if self._order is None:
-            n = len(self._files)
-            rng = np.random.default_rng([self.seed, self._epoch])
-            order = rng.permutation(n) if self.shuffle else np.arange(n)
+            order = self._order_of(self._epoch)
             order.flags.writeable = False
             self._order = order
         return self._order
+
+    def _order_of(self, epoch: int) -> np.ndarray:
+        """Sample indices of epoch `epoch`: a `(seed, epoch)` permutation, or the file order."""
+        n = len(self._files)
+        return (
+            np.random.default_rng([self.seed, epoch]).permutation(n)
+            if self.shuffle
+            else np.arange(n)
+        )
 
     def __len__(self) -> int:
         return math.ceil(len(self._files) / self.batch_size)
@@ -254,15 +263,63 @@ class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras s
             self.set_epoch(epoch)
         order = self.order
         paths = [os.fsencode(self._files[i]) for i in order]  # any file name, not only ASCII
-        decode_fn = decode.tf_decode_fn(
-            self.image_size, max_pixels=self.max_pixels, dtype=self.dtype
-        )
+        decode_fn, _ = self._tf_decode()
         dataset = tf.data.Dataset.from_tensor_slices(paths)
         dataset = dataset.map(decode_fn, num_parallel_calls=tf.data.AUTOTUNE)
         if self._labels is not None:
             labels = tf.data.Dataset.from_tensor_slices(_take(self._labels, order))
             dataset = tf.data.Dataset.zip(dataset, labels)
         return dataset.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def _tf_decode(self) -> tuple[Callable[[tf.Tensor], tf.Tensor], tf.TensorSpec]:
+        """The pure-TF `path → image` of this sequence and the image's spec.
+
+        The one place the TF forms (`to_tf_dataset`, the service graph) take the size,
+        the pixel limit and the dtype from, so they give what `__getitem__` gives.
+        """
+        import tensorflow as tf
+
+        decode_fn = decode.tf_decode_fn(
+            self.image_size, max_pixels=self.max_pixels, dtype=self.dtype
+        )
+        return decode_fn, tf.TensorSpec((*self.image_size, 3), self.dtype)
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        """Epoch `epoch`'s batches decoded by tf.data service workers with the pure-TF decode.
+
+        (:class:`~feeders.capabilities.Servable`.) The paths and labels travel in the graph
+        as constants; a split is one batch of file indices (NOTE [ service order ] in
+        :mod:`feeders.service_graph`). Only `on_error="raise"`: a graph cannot drop a file.
+        """
+        import tensorflow as tf
+
+        from feeders.service_graph import Rows, rows_graph
+
+        if self.on_error != "raise":
+            raise ValueError(
+                "`ImageFileSequence` through tf.data service needs on_error='raise', but got "
+                "on_error='skip': a TF graph cannot drop a file from its batch. Fix or remove "
+                "unreadable files, or read this sequence locally."
+            )
+        paths = tf.constant([os.fsencode(path) for path in self._files])
+        decode_fn, image = self._tf_decode()
+        labels = self._labels
+        leaves = [] if labels is None else [tf.constant(leaf) for leaf in flatten(labels)]
+
+        def fetch(index: Any) -> tuple[Any, ...]:
+            x = tf.map_fn(
+                decode_fn,
+                tf.gather(paths, index),
+                fn_output_signature=image,
+                parallel_iterations=self.batch_size,
+            )
+            if labels is None:
+                return (x,)
+            return x, lists_to_tuples(packer(labels)([tf.gather(leaf, index) for leaf in leaves]))
+
+        n, order = len(self._files), self._order_of(epoch)
+        rows = Rows(n, self.batch_size, order if self.shuffle else None, self.shuffle, False, fetch)
+        return rows_graph(rows, mode)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from feeders.structure import (
     packer,
     paths,
 )
+
+if TYPE_CHECKING:
+    from feeders.service_graph import ServiceGraph
 
 DEFAULT_BATCH_SIZE = 32
 CHUNK_BYTES = 4 << 20  # bytes gathered per TF map call on the as_dataset() path
@@ -246,6 +249,24 @@ class ArraySource:
             return self._packed([tf.gather(t, rows) for t in tensors])
 
         return fetch
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        """Epoch ``epoch``'s order cut into batches of rows for tf.data service workers.
+
+        (:class:`~feeders.capabilities.Servable`; the order and re-mixing rules are
+        NOTE [ service order ] in :mod:`feeders.service_graph`.)
+        """
+        from feeders.service_graph import Rows, rows_graph
+
+        rows = Rows(
+            self.num_samples,
+            self.batch_size,
+            self.order(epoch),
+            bool(self.shuffle),
+            self.drop_remainder,
+            self.service_fetch(),
+        )
+        return rows_graph(rows, mode)
 
     def _packed(self, leaves: list[Any]) -> tuple[Tree, ...]:
         """The present parts (x, y[, sample_weight]) rebuilt from gathered TF leaves, lists as tuples."""

@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from feeders.sharding import Shard, ShardedFactory
 from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
 from feeders.structure import ELEMENT_FORMS, Batch, BatchChecker, BatchSpec, Tree, first_spec
+
+if TYPE_CHECKING:
+    from feeders.service_graph import ServiceGraph
 
 
 class GeneratorSource:
@@ -144,6 +147,12 @@ class GeneratorSource:
                 "the same number on every process."
             )
         return self
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        """Refused: a generator's batches are Python code, which a service worker cannot run."""
+        from feeders.service_graph import not_servable
+
+        raise not_servable("a Python generator")
 
     def close(self) -> None:
         """Close a pending generator (``generator.close()``), if it has one."""

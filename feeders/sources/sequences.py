@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from feeders.sharding import PaddedBatches, Shard, batch_plan, batch_steps
 from feeders.sources._checks import check_bool, resolve_seed
 from feeders.structure import Batch, BatchChecker, BatchSpec, first_spec
 from feeders.workers import WorkerPool
+
+if TYPE_CHECKING:
+    from feeders.service_graph import ServiceGraph
 
 
 class SequenceSource:
@@ -224,6 +227,27 @@ class SequenceSource:
             on_epoch_end = getattr(self.sequence, "on_epoch_end", None)
             if on_epoch_end is not None:
                 on_epoch_end()
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        """The sequence's own graph when it has one (``ImageFileSequence``), else refused.
+
+        Raises:
+            NotServableError: the sequence is sharded (its graph would read every batch),
+                or its batches are ``__getitem__``, Python code.
+        """
+        from feeders.capabilities import Servable
+        from feeders.service_graph import NotServableError, not_servable
+
+        if self.process_shard is not None:
+            raise NotServableError(
+                "`feeder` cannot be served through tf.data service: it is a sharded Sequence, "
+                "and its service graph would read every batch, not this shard. Serve a sharded "
+                "arrays or tf.data feeder, or read this shard on this host with feeders' worker "
+                "pool (feeders.adapt(..., workers=N, shard=...))."
+            )
+        if isinstance(self.sequence, Servable):
+            return self.sequence.service_graph(epoch, mode)
+        raise not_servable("a Python Sequence (its __getitem__)")
 
     def shard(self, shard: Shard) -> SequenceSource:
         """A source over the same sequence read as ``shard``, with its own pool."""

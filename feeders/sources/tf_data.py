@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from feeders.structure import (
     map_tree,
     paths,
 )
+
+if TYPE_CHECKING:
+    from feeders.service_graph import ServiceGraph
 
 
 class TFDataSource:
@@ -177,6 +180,15 @@ class TFDataSource:
             dataset = dataset.batch(self.batch_size, drop_remainder=self.drop_remainder)
         dataset = dataset.skip(tf.cast(start, tf.int64))
         return dataset if self._finish is None else dataset.map(self._finish)
+
+    def service_graph(self, epoch: int, mode: str) -> ServiceGraph:
+        """The pipeline itself, as epoch ``epoch`` (:class:`~feeders.capabilities.Servable`).
+
+        :func:`feeders.service_graph.service_graph` refuses it if it calls Python.
+        """
+        from feeders.service_graph import ServiceGraph
+
+        return ServiceGraph(self.epoch_dataset(epoch, 0), self.num_batches, self.batch_size)
 
     def _finisher(self) -> Callable[..., tuple[Tree, ...]] | None:
         """One map that makes every element a parts tuple and opens a static batch dimension.
