@@ -191,7 +191,7 @@ DECODERS: dict[str, Decoder] = {
 AUTO_ORDER: tuple[str, ...] = ("opencv", "simplejpeg", "pil")
 # Decoders that need an optional package: name → the import that raises naming the extra.
 REQUIRES: dict[str, Callable[[], Any]] = {
-    "opencv": import_cv2,
+    "opencv": lambda: (import_cv2(), import_simplejpeg()),
     "simplejpeg": import_simplejpeg,
     "tf": lambda: require_tf("decoder='tf'"),
 }
