@@ -67,7 +67,7 @@ class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras s
         shuffle: reshuffle every epoch.
         seed: shuffling seed; None draws one now, so pickled copies still agree.
         decoder: one of `feeders.images.decode.DECODERS`, or "auto": the first importable
-            of "opencv" (the `opencv` extra), "simplejpeg" (`fastjpeg`), "pil".
+            of "opencv" (the `opencv` extra), "simplejpeg" (a plain install), "pil".
         dtype: "float32" (default) or "uint8". uint8 batches are 4x fewer bytes through the
             worker pool's shared memory; normalise them where the model runs: with
             `rescale`, or a `keras.layers.Rescaling(1 / 255)` first layer.
