@@ -35,11 +35,12 @@ Each row also records `cpu_ms_per_image`: CPU time of this process and its worke
 image. On a shared machine images/s moves with the neighbours' load (and favours loaders
 with many threads, which get more of the contended cores); CPU per image does not.
 
-Measured on the shared 2-core VM under load (2026-12-01, 2,000 files, median of 3): CPU
-ms per image, tf.data hand-written 0.52; ImageFileSequence[opencv] in-process 0.51, through
-feeders' 2-process pool 0.54 as uint8 and 0.65 as float32 (the pool's two copies of a
-480 KB float32 image cost ~0.09 ms, of a uint8 one ~0.03); [pil] 1.08 in-process (half of
-it PIL's resize). Under load images/s favours tf.data's many threads; see the README.
+Measured on the shared 2-core VM (2026-12-01, 2,000 files, median of 5, load average 1.3-3):
+CPU ms per image, tf.data hand-written 0.51-0.52; ImageFileSequence[opencv] in-process 0.40
+(float32), through feeders' 2-process pool 0.41-0.42 as uint8, 0.45-0.47 as uint8 with
+`rescale=1/255` (the NumPy cast in the parent) and 0.49-0.51 as float32; [simplejpeg] 0.98-1.0
+through the pool (PIL's resize); to_tf_dataset 0.58. Under load images/s swing 2x between
+epochs and favour tf.data's many threads; compare CPU per image. See the README.
 
 Run: `python -m feeders.benchmarks.bench_images [--quick]` (`--quick`: 96 files, 1 repeat).
 Files are written once (rich progress bar) under --data-dir and reused by later runs.
