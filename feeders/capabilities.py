@@ -22,6 +22,7 @@ __all__ = [
     "HasPool",
     "InOrder",
     "NativeTF",
+    "Rescaled",
     "Servable",
     "Shardable",
     "Sharded",
@@ -118,3 +119,19 @@ class Sharded(Protocol):
     """A source read as a shard; ``process_shard`` is its :class:`~feeders.sharding.Shard` or ``None``."""
 
     process_shard: Any
+
+
+@runtime_checkable
+class Rescaled(Protocol):
+    """A source whose uint8 ``x`` the model gets as float32 ``x * rescale`` (``None``: as is).
+
+    Why: uint8 batches are 4x fewer bytes through the worker pool's shared memory and
+    over the host-to-device copy, so the conversion happens where the consumer runs:
+    a cast and multiply in the ``tf.data`` graph, on the device for JAX and PyTorch
+    (:mod:`feeders.rescaling`). ``Feeder.epoch()`` still yields the uint8 batches.
+    """
+
+    @property
+    def rescale(self) -> float | None:
+        """The factor, e.g. ``1 / 255`` for pixels in [0, 1]; ``None``: no conversion."""
+        ...

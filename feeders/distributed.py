@@ -34,6 +34,7 @@ import numpy as np
 
 from feeders._tf import require_tf
 from feeders.keras_glue import DataAdapter
+from feeders.rescaling import rescale_of, tf_rescaled
 from feeders.serve import DEFAULT_PROBE_TIMEOUT, answers, list_workers
 from feeders.service_graph import NotServableError, ServiceGraph, service_graph
 from feeders.structure import Tree, flatten
@@ -101,19 +102,21 @@ class DistributedFeeder(DataAdapter):  # type: ignore[misc]
         self.processing_mode = processing_mode
         self.timeout = timeout
         self.probe_timeout = probe_timeout
-        self.element_spec = graph.dataset.element_spec
         self._graph = graph
         self._workers = workers
         self.dataset_id = tf.data.experimental.service.register_dataset(
             service, graph.dataset, compression=compression
         )
-        self._jobs = tf.data.experimental.service.from_dataset_id(
+        jobs = tf.data.experimental.service.from_dataset_id(
             processing_mode,
             service,
             self.dataset_id,
-            element_spec=self.element_spec,
+            element_spec=graph.dataset.element_spec,
             job_name=job_name,
         )
+        scale = rescale_of(feeder.source)  # uint8 over the wire, float32 here (rescaling.py)
+        self._jobs = jobs if scale is None else tf_rescaled(jobs, scale)
+        self.element_spec = self._jobs.element_spec
         self._passes = 0
 
     def __iter__(self) -> Iterator[tuple[Tree, ...]]:

@@ -29,6 +29,7 @@ from feeders.keras_glue import (
     building_the_model,
     outputs_are_a_dict,
 )
+from feeders.rescaling import numpy_rescaled, rescale_of, tf_rescaled
 from feeders.structure import (
     ArraySpec,
     Batch,
@@ -398,6 +399,9 @@ class Feeder(KerasHandOff):
         # workers and memory it owns).
         generator = functools.partial(_weak_pass, weakref.ref(self), mode)
         dataset = tf.data.Dataset.from_generator(generator, output_signature=signature)
+        scale = rescale_of(self.source)
+        if scale is not None:  # uint8 through Python, float32 in the graph
+            dataset = tf_rescaled(dataset, scale)
         # Python makes the next batches while the model trains on this one, as Keras does.
         return _owned_by(dataset.prefetch(tf.data.AUTOTUNE), self)
 
@@ -518,7 +522,7 @@ class Feeder(KerasHandOff):
         return self.as_dataset()
 
     def get_numpy_iterator(self) -> Iterator[tuple[Tree, ...]]:
-        return self._keras_pass()
+        return self._numpy_pass(TRAINING)
 
     def get_jax_iterator(self) -> Iterator[tuple[Tree, ...]]:
         return self._jax_pass(TRAINING)
@@ -526,17 +530,24 @@ class Feeder(KerasHandOff):
     def get_torch_dataloader(self) -> Any:
         return self._torch_loader(TRAINING)
 
+    def _numpy_pass(self, mode: _Mode) -> Iterator[tuple[Tree, ...]]:
+        """The next pass as NumPy; a :class:`~feeders.capabilities.Rescaled` source's ``x`` as float32."""
+        scale = rescale_of(self.source)
+        batches = self._keras_pass(mode)
+        return batches if scale is None else numpy_rescaled(batches, scale)
+
     def _jax_pass(self, mode: _Mode) -> Iterator[tuple[Tree, ...]]:
         """The next pass, put on the JAX device one step ahead (:mod:`feeders.backends`)."""
         from feeders.backends.jax_batches import jax_batches
 
-        return jax_batches(self._keras_pass(mode))
+        return jax_batches(self._keras_pass(mode), rescale=rescale_of(self.source))
 
     def _torch_loader(self, mode: _Mode) -> Any:
         """A ``DataLoader``; each iteration is the next pass (:mod:`feeders.backends`)."""
         from feeders.backends.torch_loader import torch_dataloader
 
-        return torch_dataloader(functools.partial(self._keras_pass, mode))
+        make_pass = functools.partial(self._keras_pass, mode)
+        return torch_dataloader(make_pass, rescale=rescale_of(self.source))
 
     @property
     def batch_size(self) -> int | None:
@@ -577,7 +588,7 @@ class _KerasPass(KerasHandOff):
         self.model = model  # whose tf.distribute strategy a sharded pass hands its dataset to
 
     def get_numpy_iterator(self) -> Iterator[tuple[Tree, ...]]:
-        return self.feeder._keras_pass(self.mode)
+        return self.feeder._numpy_pass(self.mode)
 
     def get_tf_dataset(self) -> Any:
         dataset = self.feeder._tf_dataset(self.mode)

@@ -211,23 +211,30 @@ def test_image_files_that_skip_bad_files_are_refused(cluster: str, tmp_path: Pat
 
 
 @pytest.mark.timeout(120)
-def test_uint8_image_files_are_served_as_uint8_and_train(cluster: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rescale", [None, 1 / 255])
+def test_uint8_image_files_are_served_as_uint8_and_train(
+    cluster: str, tmp_path: Path, rescale: float | None
+) -> None:
+    """uint8 through the service; with `rescale`, float32 `x * rescale` on the trainer."""
     files = [str(p) for p in write_photos(tmp_path, 6, sizes=(40, 60))]
     sequence = ImageFileSequence(
-        files, np.arange(6), batch_size=4, image_size=(8, 8), dtype="uint8"
+        files, np.arange(6), batch_size=4, image_size=(8, 8), dtype="uint8", rescale=rescale
     )
     served = distribute(feeders.adapt(sequence), cluster, "distributed_epoch")
     batches = list(served)
     assert sorted(np.concatenate([y for _, y in batches]).tolist()) == list(range(6))
     for x, y in batches:
-        assert x.dtype == sequence[0][0].dtype == np.uint8
+        assert sequence[0][0].dtype == np.uint8
+        assert x.dtype == (np.uint8 if rescale is None else np.float32)
         for image, label in zip(x, y, strict=True):
             expected = decode_tf(files[label], (8, 8), out=np.empty((8, 8, 3), np.uint8))
+            if rescale is not None:
+                expected = expected.astype(np.float32) * np.float32(rescale)
             np.testing.assert_array_equal(image, expected)
     model = keras.Sequential(
         [
             keras.Input((8, 8, 3)),
-            keras.layers.Rescaling(1 / 255),
+            keras.layers.Rescaling(1 / 255 if rescale is None else 1.0),
             keras.layers.Flatten(),
             keras.layers.Dense(6, activation="softmax"),
         ]

@@ -105,20 +105,30 @@ def test_uint8_output_is_the_float_output_times_255(kinds: list[Path], name: str
 def test_opencv_decodes_jpegs_at_a_reduced_dct_scale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cv2
+    import simplejpeg
 
     path = str(write_photos(tmp_path, 1, sizes=(480, 480))[0])
     decoded: list[tuple[int, ...]] = []
-    imdecode = cv2.imdecode
+    decode_jpeg = simplejpeg.decode_jpeg
 
-    def recording(*args: object) -> np.ndarray:
-        image = imdecode(*args)
+    def recording(*args: object, **kwargs: object) -> np.ndarray:
+        image = decode_jpeg(*args, **kwargs)
         decoded.append(image.shape)
         return image
 
-    monkeypatch.setattr(cv2, "imdecode", recording)
+    monkeypatch.setattr(simplejpeg, "decode_jpeg", recording)
     assert decode.decode_opencv(path, (100, 100)).shape == (100, 100, 3)
     assert decoded == [(120, 120, 3)]  # 1/4 scale; 1/8 would be under 100 px
+
+
+@pytest.mark.skipif(not HAS_OPENCV, reason="needs the opencv extra")
+def test_opencv_fast_dct_stays_close_to_the_accurate_one(kinds: list[Path]) -> None:
+    batch = np.zeros((2, 96, 128, 3), np.uint8)
+    for path in kinds:
+        fast = decode.decode_opencv(str(path), (96, 128), out=batch[0])
+        accurate = decode.decode_opencv(str(path), (96, 128), out=batch[1], fast=False)
+        assert np.shares_memory(fast, batch[0]) and np.shares_memory(accurate, batch[1])
+        assert np.abs(batch[0].astype(np.int16) - batch[1]).mean() <= 1.0, path.name
 
 
 @pytest.mark.parametrize("name", FAST_DECODERS)

@@ -15,14 +15,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from feeders.rescaling import jax_rescaled, numpy_rescaled
 
-def jax_batches(batches: Iterator[Any], *, ahead: bool | None = None) -> Iterator[Any]:
+
+def jax_batches(
+    batches: Iterator[Any], *, ahead: bool | None = None, rescale: float | None = None
+) -> Iterator[Any]:
     """``batches`` with every leaf on the default JAX device, one batch ahead of the consumer.
 
     Args:
         batches: NumPy batches (tuples, lists and dicts of arrays; ``None`` stays ``None``).
         ahead: put batches on the device one step ahead; ``None`` (the default)
             does so only when :func:`device_put_pays` says it pays.
+        rescale: convert uint8 leaves of ``x`` to float32 ``x * rescale``: on the
+            device after the uint8 copy when put ahead, else with NumPy
+            (:mod:`feeders.rescaling`); ``None``: as they are.
 
     Returns:
         The same batches, in the same order: ``jax.Array`` leaves when put ahead,
@@ -31,7 +38,7 @@ def jax_batches(batches: Iterator[Any], *, ahead: bool | None = None) -> Iterato
     if ahead is None:
         ahead = device_put_pays()
     if not ahead:
-        yield from batches
+        yield from batches if rescale is None else numpy_rescaled(batches, rescale)
         return
     import jax
 
@@ -39,6 +46,8 @@ def jax_batches(batches: Iterator[Any], *, ahead: bool | None = None) -> Iterato
     have = False
     for batch in batches:
         placed = jax.tree_util.tree_map(jax.device_put, batch)  # starts the copy, returns at once
+        if rescale is not None:
+            placed = jax_rescaled(placed, rescale)  # queued on the device after the copy
         if have:
             yield pending
         pending, have = placed, True

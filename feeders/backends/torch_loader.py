@@ -28,12 +28,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from feeders.rescaling import torch_rescaled
+
 # Keras' torch backend refuses these (uint32 -> int64, as keras.src.backend.torch.core does).
 _WIDEN = {np.dtype("uint32"): np.dtype("int64")}
 
 
 def torch_dataloader(
-    make_pass: Callable[[], Iterator[Any]], device: str | None = None
+    make_pass: Callable[[], Iterator[Any]],
+    device: str | None = None,
+    *,
+    rescale: float | None = None,
 ) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
     """A ``DataLoader`` whose every iteration is one pass (``make_pass()``) of NumPy batches.
 
@@ -41,6 +46,8 @@ def torch_dataloader(
         make_pass: returns the batches of the next pass (the feeder's epoch counter advances).
         device: where batches go; ``None`` (the default): ``"cuda"`` when
             ``torch.cuda.is_available()``, else they stay on the CPU.
+        rescale: convert uint8 leaves of ``x`` to float32 ``x * rescale`` once on
+            ``device`` (:mod:`feeders.rescaling`); ``None``: as they are.
 
     Returns:
         ``torch.utils.data.DataLoader(batch_size=None, num_workers=0)`` yielding
@@ -48,7 +55,7 @@ def torch_dataloader(
     """
     if device is None and torch.cuda.is_available():
         device = "cuda"
-    dataset = _Batches(make_pass, None if device is None else torch.device(device))
+    dataset = _Batches(make_pass, None if device is None else torch.device(device), rescale)
     return torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=0, collate_fn=_as_is, pin_memory=False
     )
@@ -71,12 +78,22 @@ def to_tensors(batch: Any) -> Any:
 class _Batches(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     """Each iteration is the next pass of the feeder, as tensors (sent ahead to ``device``)."""
 
-    def __init__(self, make_pass: Callable[[], Iterator[Any]], device: torch.device | None):
-        self.make_pass, self.device = make_pass, device
+    def __init__(
+        self,
+        make_pass: Callable[[], Iterator[Any]],
+        device: torch.device | None,
+        rescale: float | None = None,
+    ):
+        self.make_pass, self.device, self.rescale = make_pass, device, rescale
 
     def __iter__(self) -> Iterator[Any]:
-        tensors = (to_tensors(batch) for batch in self.make_pass())
-        return tensors if self.device is None else _sent_ahead(tensors, self.device)
+        tensors: Iterator[Any] = (to_tensors(batch) for batch in self.make_pass())
+        if self.device is not None:
+            tensors = _sent_ahead(tensors, self.device)
+        scale = self.rescale
+        if scale is None:
+            return tensors
+        return (torch_rescaled(batch, scale) for batch in tensors)
 
 
 def _sent_ahead(batches: Iterator[Any], device: torch.device) -> Iterator[Any]:

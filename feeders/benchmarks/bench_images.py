@@ -15,9 +15,10 @@ Rows (images/s, interleaved repeats, JSON lines on stdout, a summary table on st
     1-process pools (`PilSequence`) and in `torch DataLoader(num_workers=2)` (`PilFiles`,
     `persistent_workers=True`; skipped with a note when torch is not importable);
   - `ImageFileSequence` through `feeders.adapt(..., workers=2, use_multiprocessing=True)`:
-    "pil" (what "auto" is with a plain install) and "auto" (with the `opencv` extra,
-    "opencv") as float32 and as uint8 batches (`transport_gb_per_s`: bytes through the
-    pool's shared memory per second), and "auto" in Keras' `PyDataset` pool;
+    "pil", "simplejpeg" (what "auto" is with a plain install) and "auto" (with the
+    `opencv` extra, "opencv") as float32 and as uint8 batches (`transport_gb_per_s`: bytes through the
+    pool's shared memory per second), uint8 with `rescale=1/255` (float32 delivered, the
+    NumPy conversion after the pool), and "auto" in Keras' `PyDataset` pool;
   - rows added through `register_loader`;
   - ratio rows with the targets of issues 4 and 13, CPU-per-image ratio rows, and
     `quality:` rows: mean |difference| from the skimage reference over 100 files, per
@@ -34,11 +35,12 @@ Each row also records `cpu_ms_per_image`: CPU time of this process and its worke
 image. On a shared machine images/s moves with the neighbours' load (and favours loaders
 with many threads, which get more of the contended cores); CPU per image does not.
 
-Measured on the shared 2-core VM under load (2026-12-01, 2,000 files, median of 3): CPU
-ms per image, tf.data hand-written 0.52; ImageFileSequence[opencv] in-process 0.51, through
-feeders' 2-process pool 0.54 as uint8 and 0.65 as float32 (the pool's two copies of a
-480 KB float32 image cost ~0.09 ms, of a uint8 one ~0.03); [pil] 1.08 in-process (half of
-it PIL's resize). Under load images/s favours tf.data's many threads; see the README.
+Measured on the shared 2-core VM (2026-12-01, 2,000 files, median of 5, load average 1.3-3):
+CPU ms per image, tf.data hand-written 0.51-0.52; ImageFileSequence[opencv] in-process 0.40
+(float32), through feeders' 2-process pool 0.41-0.42 as uint8, 0.45-0.47 as uint8 with
+`rescale=1/255` (the NumPy cast in the parent) and 0.49-0.51 as float32; [simplejpeg] 0.98-1.0
+through the pool (PIL's resize); to_tf_dataset 0.58. Under load images/s swing 2x between
+epochs and favour tf.data's many threads; compare CPU per image. See the README.
 
 Run: `python -m feeders.benchmarks.bench_images [--quick]` (`--quick`: 96 files, 1 repeat).
 Files are written once (rich progress bar) under --data-dir and reused by later runs.
@@ -344,11 +346,22 @@ def loaders(
             {"workers": WORKERS, "persistent_workers": True, "decode": "pil_image"},
         )
     auto = decode.resolve_decoder("auto")
-    for decoder, dtype in dict.fromkeys([("pil", "float32"), (auto, "float32"), (auto, "uint8")]):
+    plain = [("pil", "float32"), ("simplejpeg", "float32")]
+    for decoder, dtype in dict.fromkeys([*plain, (auto, "float32"), (auto, "uint8")]):
         rows[pool_row(decoder, dtype)] = (
             feeders_pool(image_file_sequence(decoder, dtype=dtype), **pool),
             {**pool, "decoder": decoder, "dtype": dtype, "bytes_per_image": image_bytes(dtype)},
         )
+    rows[pool_row(auto, "uint8") + " rescale=1/255"] = (
+        feeders_pool(image_file_sequence(auto, dtype="uint8", rescale=1 / 255), **pool),
+        {
+            **pool,
+            "decoder": auto,
+            "dtype": "uint8",
+            "delivered": "float32 x / 255, converted in the parent after the pool",
+            "bytes_per_image": image_bytes("uint8"),
+        },
+    )
     rows[f"keras PyDataset({MP}) + ImageFileSequence[{auto}]"] = (
         keras_workers(image_file_sequence(auto, **pool)),
         {**pool, "decoder": auto, "pool": "restarts per epoch"},
@@ -361,7 +374,7 @@ def loaders(
 
 # (ratio name, numerator row, denominator row, target): issue 4's pool targets, issue 13's
 # image targets. The "opencv" rows are the README's recommendation (the `opencv` extra);
-# "pil" is what "auto" picks with only a plain install's packages.
+# "simplejpeg" is what "auto" picks with only a plain install's packages.
 HAND = "tf.data hand-written"
 RATIOS = [
     (
@@ -390,16 +403,23 @@ RATIOS = [
         ">= 1.3",
     ),
     (
-        "ImageFileSequence[pil] pool / tf.data (plain install)",
-        pool_row("pil", "float32"),
+        "ImageFileSequence[simplejpeg] pool / tf.data (plain install's auto)",
+        pool_row("simplejpeg", "float32"),
         HAND,
         ">= 1.0",
     ),
+    ("ImageFileSequence[pil] pool / tf.data", pool_row("pil", "float32"), HAND, "report"),
     (
         "ImageFileSequence.to_tf_dataset / tf.data",
         "ImageFileSequence.to_tf_dataset",
         HAND,
         ">= 1.0",
+    ),
+    (
+        "ImageFileSequence[opencv] pool, uint8 + rescale / float32",
+        pool_row("opencv", "uint8") + " rescale=1/255",
+        pool_row("opencv", "float32"),
+        "report",
     ),
     (
         "ImageFileSequence[opencv] pool, uint8 / float32",

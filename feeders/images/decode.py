@@ -3,17 +3,19 @@
 Why several: the Keras guide's `resize(imread(f), (200, 200))` (the "skimage" decoder) is the
 reference for what an image should look like, but it decodes every JPEG at full size and
 filters in float64. The others decode JPEGs at a reduced power-of-two DCT scale that is still
-at least the target size, then resize: "opencv" (the `opencv` extra) with OpenCV's SIMD
-bilinear, "pil" (a plain install) and "simplejpeg" (the `fastjpeg` extra) with PIL's
-antialiased bilinear. "tf" is the op chain that a `tf.data` map (and tf.data service
-workers) run, via `tf_decode_fn`. `fast_decode` has the per-stage costs.
+at least the target size, then resize: "opencv" (the `opencv` extra; simplejpeg's decode)
+with OpenCV's SIMD bilinear, "simplejpeg" (a core dependency, so what "auto" is in a plain
+install) and "pil" with PIL's antialiased bilinear. "tf" is the op chain that a `tf.data`
+map (and tf.data service workers) run, via `tf_decode_fn`. `fast_decode` has the per-stage
+costs.
 
 Mean |difference| from "skimage" over 100 of the benchmark's JPEGs (200-500 px → 200x200):
-opencv 0.0036, pil 0.0045, simplejpeg 0.0045, tf 0.0054; the hand-written tf.data
-pipeline (full-size decode, plain bilinear) 0.0048. Per image, on the test photos (JPEG
-RGB/L/CMYK, PNG RGB/L/LA/RGBA/P, GIF, BMP; → 200x200, 96x128, 300x256): mean ≤ 0.010, 99th
-percentile ≤ 0.066, max ≤ 0.32 (isolated edge pixels: the bilinear filters differ from
-skimage's Gaussian prefilter). tests/test_images.py asserts mean ≤ 0.02, p99 ≤ 0.1, max ≤ 0.4.
+opencv 0.0061 (0.0036 with `fast=False`), pil 0.0045, simplejpeg 0.0045, tf 0.0054; the
+hand-written tf.data pipeline (full-size decode, plain bilinear) 0.0048. Per image, on the
+test photos (JPEG RGB/L/CMYK, PNG RGB/L/LA/RGBA/P, GIF, BMP; → 200x200, 96x128, 300x256):
+mean ≤ 0.010, 99th percentile ≤ 0.066, max ≤ 0.32 (isolated edge pixels: the bilinear
+filters differ from skimage's Gaussian prefilter). tests/test_images.py asserts mean ≤
+0.02, p99 ≤ 0.1, max ≤ 0.4.
 
 Every decoder refuses an image whose header claims more than `max_pixels` pixels before
 decoding anything (`ImageTooLargeError`, a decompression bomb), whatever its format.
@@ -75,8 +77,9 @@ def decode_pil(
 ) -> np.ndarray:
     """PIL: JPEG draft mode (reduced DCT scale ≥ target), then a bilinear antialiased resize.
 
-    The plain-install decoder. Mean |difference| from "skimage" 0.0045, ~0.84 CPU ms per
-    image (half of it PIL's resize; see `fast_decode` for the faster "opencv").
+    Mean |difference| from "skimage" 0.0045, ~0.90 CPU ms per image (half of it PIL's
+    resize; see `fast_decode` for "simplejpeg", what "auto" is in a plain install, and the
+    faster "opencv").
     """
     out = output(out, image_size)
     with open_pil(path, max_pixels) as image:
@@ -178,9 +181,10 @@ def validate_image_size(image_size: object) -> tuple[int, int]:
 
 
 # Name → decoder. "auto" takes the first importable of AUTO_ORDER. CPU ms per image, one
-# thread, 2,000 JPEGs of 200-500 px → 200x200 (scratch timing of each decoder on the 2-core
-# VM, quiet; feeders/benchmarks/bench_images.py has the in-process and pool rows): opencv ~0.37,
-# simplejpeg ~0.8, pil ~0.84, tf ~1.0 (eager, plus TF's threads), skimage ~6.7.
+# thread, 400 of the benchmark's JPEGs of 200-500 px → 200x200 uint8 (scratch timing of
+# each decoder on the 2-core VM, 2026-12-01; feeders/benchmarks/bench_images.py has the
+# in-process and pool rows): opencv 0.365, simplejpeg 0.87, pil 0.90, tf ~1.0 (eager, plus
+# TF's threads), skimage ~6.7.
 DECODERS: dict[str, Decoder] = {
     "pil": decode_pil,
     "skimage": decode_skimage,
@@ -191,7 +195,7 @@ DECODERS: dict[str, Decoder] = {
 AUTO_ORDER: tuple[str, ...] = ("opencv", "simplejpeg", "pil")
 # Decoders that need an optional package: name → the import that raises naming the extra.
 REQUIRES: dict[str, Callable[[], Any]] = {
-    "opencv": import_cv2,
+    "opencv": lambda: (import_cv2(), import_simplejpeg()),
     "simplejpeg": import_simplejpeg,
     "tf": lambda: require_tf("decoder='tf'"),
 }

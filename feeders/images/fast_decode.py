@@ -1,21 +1,27 @@
-"""The optional fast decoders: "opencv" (the `opencv` extra) and "simplejpeg" (`fastjpeg`).
+"""The libjpeg-turbo decoders: "opencv" (the `opencv` extra) and "simplejpeg" (a plain install).
 
-Why their own module: they need packages a plain install does not bring, imported only when
-a decoder runs, so that the `ImportError` can name the extra (house rule 10).
+Why their own module: they need packages that PIL-only code does not (OpenCV is an extra,
+simplejpeg a 0.4 MB core dependency), imported only when a decoder runs, so that the
+`ImportError` can name what to install (house rule 10).
 
-Why OpenCV is the fast one (benchmarks/bench_images.py, and the per-stage figures below:
-CPU ms per image, one thread, 2,000 JPEGs of 200-500 px → 200x200): a JPEG decode at a
-reduced power-of-two DCT scale costs ~0.32 ms in OpenCV's and simplejpeg's libjpeg-turbo,
-~0.38 ms in PIL's. The resize that follows is what differs: PIL's antialiased bilinear
-costs ~0.41 ms, OpenCV's SIMD `INTER_LINEAR` ~0.05 ms. After a DCT-scaled decode the
+Why these two (benchmarks/bench_images.py, and the per-stage figures below: CPU ms per
+image, one thread, 2,000 JPEGs of 200-500 px → 200x200; most are under 2x the target on
+their shorter side, so the "DCT-scaled" decode is a full-size one): libjpeg-turbo's decode
+costs ~0.31 ms in simplejpeg (whose header read costs 0.001 ms, against 0.016 for PIL's
+`Image.open`), ~0.32 in OpenCV's `imdecode`, ~0.38 in PIL's; a 1/8-scale decode still
+costs ~0.22, the entropy decoding that no scale skips. The resize that follows is what
+differs: OpenCV's SIMD `INTER_LINEAR` ~0.08 ms, PIL's antialiased `BILINEAR` ~0.47 and its
+`BOX` ~0.33 (each plus ~0.05 per copy into and out of PIL). After a DCT-scaled decode the
 remaining downscale is below 2x, where a plain bilinear does not alias.
 
-Mean |difference| from the "skimage" reference (the Keras guide's `resize(imread(f))`; the
-`quality:` rows of benchmarks/bench_images.py) over
-100 of those files: "opencv" 0.0036 (0.37 ms); "simplejpeg" 0.0045 (~0.8 ms); for
-comparison "pil" 0.0045 (0.84 ms) and the hand-written tf.data pipeline's full-size decode and
-plain bilinear 0.0048. libjpeg-turbo's fast DCT and fast chroma upsampling would save
-~0.03 ms and cost quality (0.0061), so both decoders use the accurate ones.
+So "opencv" decodes with simplejpeg and resizes with OpenCV: 0.36 ms per image, mean
+|difference| from the "skimage" reference (the Keras guide's `resize(imread(f))`; the
+`quality:` rows of benchmarks/bench_images.py, 100 of those files) 0.0061. It uses
+libjpeg-turbo's fast integer DCT and fast chroma upsampling: 0.027 ms (7%) less than the
+accurate ones, whose 0.0036 is better than the hand-written tf.data pipeline's 0.0048;
+`decode_opencv(..., fast=False)` gives that. "simplejpeg" resizes with PIL's `BILINEAR`,
+as "pil" does: 0.87 ms and 0.0045, against 0.90 ms for "pil" (PIL's own decode and header).
+PIL's `BOX` would cost 0.72 ms at 0.0072, with worse edges (see `decode_simplejpeg`).
 """
 
 from __future__ import annotations
@@ -54,13 +60,14 @@ def import_cv2() -> Any:
 
 
 def import_simplejpeg() -> Any:
-    """`simplejpeg`, or an ImportError naming the `fastjpeg` extra."""
+    """`simplejpeg` (a core dependency), or an ImportError saying how to install it."""
     try:
         import simplejpeg
     except ImportError as err:
         raise ImportError(
-            "decoder='simplejpeg' needs the `simplejpeg` package. Install it with "
-            "`pip install 'feeders[fastjpeg]'`, or use decoder='pil'."
+            "decoders 'opencv' and 'simplejpeg' need the `simplejpeg` package, a dependency of "
+            "feeders that is missing here. Install it with `pip install simplejpeg` (or "
+            "`pip install 'feeders[fastjpeg]'`), or use decoder='pil'."
         ) from err
     return simplejpeg
 
@@ -71,45 +78,69 @@ def decode_opencv(
     *,
     out: np.ndarray | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    fast: bool = True,
 ) -> np.ndarray:
-    """OpenCV: JPEG decode at a reduced DCT scale ≥ the target, then a SIMD bilinear resize.
+    """simplejpeg's decode at a reduced DCT scale ≥ the target, then OpenCV's SIMD bilinear.
 
-    Mean |difference| from "skimage" 0.0036, ~0.37 CPU ms per image (see the module
-    docstring). Other formats, and CMYK JPEGs, are decoded by PIL (palettes, alpha and
-    colour conversion as the "pil" decoder does them) and resized by OpenCV; a downscale of
-    3x or more (a large non-JPEG, or a JPEG over 8x the target) averages areas instead.
+    Mean |difference| from "skimage" 0.0061, ~0.36 CPU ms per image; `fast=False` (the
+    accurate DCT and chroma upsampling) 0.0036 at ~0.39 ms (see the module docstring).
+    Other formats, and CMYK JPEGs, are decoded by PIL (palettes, alpha and colour
+    conversion as the "pil" decoder does them) and resized by OpenCV; a downscale of 3x or
+    more (a large non-JPEG, or a JPEG over 8x the target) averages areas instead. The
+    resize writes straight into a uint8 `out`.
     """
     cv2 = import_cv2()
     out = output(out, image_size)
     with open(path, "rb") as file:
         data = file.read()
-    with open_pil(path, max_pixels, io.BytesIO(data)) as header:
-        if header.format == "JPEG" and header.mode in ("RGB", "L"):
-            scale = draft_scale(header.height, header.width, image_size)
-            rgb = cv2.imdecode(np.frombuffer(data, np.uint8), _imread_flags(cv2, scale))
-            if rgb is None:
-                raise ValueError("OpenCV cannot decode this JPEG (truncated or corrupt)")
-        else:
+    rgb = scaled_jpeg(import_simplejpeg(), path, data, image_size, max_pixels, fast=fast)
+    if rgb is None:
+        with open_pil(path, max_pixels, io.BytesIO(data)) as header:
             rgb = np.asarray(pil_rgb(header, image_size))
+    if rgb.shape[:2] == image_size:
+        return store_uint8(rgb, out)
+    if out.dtype == np.uint8:
+        resized = resize(cv2, rgb, image_size, dst=out)
+        if resized is not out:  # OpenCV reallocates a `dst` it cannot write (never, here)
+            np.copyto(out, resized)
+        return out
     return store_uint8(resize(cv2, rgb, image_size), out)
 
 
-def _imread_flags(cv2: Any, scale: int) -> int:
-    """RGB (grayscale replicated) at 1/scale: OpenCV's reduced-size flags, minus their BGR bit.
+def scaled_jpeg(
+    simplejpeg: Any,
+    path: str,
+    data: bytes,
+    image_size: tuple[int, int],
+    max_pixels: int,
+    *,
+    fast: bool,
+) -> np.ndarray | None:
+    """RGB uint8 at the smallest power-of-two DCT scale ≥ the target; None if not a plain JPEG.
 
-    EXIF orientation is ignored, as PIL, skimage and TensorFlow's decoders ignore it: every
-    decoder gives the same pixels (and aspect ratio) for the same file.
+    None for other formats and for CMYK/YCCK JPEGs (which PIL converts). The header's size
+    is checked against `max_pixels` before anything is decoded.
     """
-    reduced = {
-        1: 0,
-        2: cv2.IMREAD_REDUCED_GRAYSCALE_2,
-        4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-        8: cv2.IMREAD_REDUCED_GRAYSCALE_8,
-    }
-    return int(reduced[scale] | cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    if not data.startswith(_JPEG_MAGIC):
+        return None
+    height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
+    check_pixels(path, height, width, max_pixels)
+    if colorspace not in ("Gray", "YCbCr", "RGB"):
+        return None
+    scale = draft_scale(height, width, image_size)
+    return simplejpeg.decode_jpeg(  # type: ignore[no-any-return]
+        data,
+        colorspace="RGB",
+        fastdct=fast,
+        fastupsample=fast,
+        min_height=-(-height // scale),
+        min_width=-(-width // scale),
+    )
 
 
-def resize(cv2: Any, rgb: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+def resize(
+    cv2: Any, rgb: np.ndarray, image_size: tuple[int, int], dst: np.ndarray | None = None
+) -> np.ndarray:
     """`rgb` at (height, width): bilinear, or area averaging when shrinking by 3x or more.
 
     Why 3x: a bilinear's two taps per output pixel skip input pixels (alias) from 2x on,
@@ -123,7 +154,7 @@ def resize(cv2: Any, rgb: np.ndarray, image_size: tuple[int, int]) -> np.ndarray
         return rgb
     shrinks = h >= height and w >= width and (h >= 3 * height or w >= 3 * width)
     method = cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR
-    return cv2.resize(rgb, (width, height), interpolation=method)  # type: ignore[no-any-return]
+    return cv2.resize(rgb, (width, height), dst=dst, interpolation=method)  # type: ignore[no-any-return]
 
 
 def decode_simplejpeg(
@@ -133,38 +164,21 @@ def decode_simplejpeg(
     out: np.ndarray | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
-    """libjpeg-turbo via simplejpeg at a reduced DCT scale, then PIL's bilinear resize.
+    """libjpeg-turbo via simplejpeg at a reduced DCT scale, then PIL's antialiased bilinear.
 
-    Mean |difference| from "skimage" 0.0045, ~0.8 CPU ms per image: the decode is a little
-    cheaper than PIL's (3-10% of the total, by load), the (antialiased) resize the same. Non-JPEG and CMYK files go to PIL.
+    What "auto" is without OpenCV. Mean |difference| from "skimage" 0.0045, ~0.87 CPU ms
+    per image, most of it PIL's resize (see the module docstring: `BOX` would save 0.15 ms
+    but puts the 99th percentile of a grayscale photo at 96x128 over tests/test_images.py's
+    0.1). Non-JPEG and CMYK files go to PIL.
     """
-    simplejpeg = import_simplejpeg()
     out = output(out, image_size)
     with open(path, "rb") as file:
         data = file.read()
-    if not data.startswith(_JPEG_MAGIC):
-        return _pil_fallback(path, data, image_size, out, max_pixels)
-    height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
-    check_pixels(path, height, width, max_pixels)
-    if colorspace not in ("Gray", "YCbCr", "RGB"):
-        return _pil_fallback(path, data, image_size, out, max_pixels)
-    scale = draft_scale(height, width, image_size)
-    array = simplejpeg.decode_jpeg(
-        data,
-        colorspace="RGB",
-        fastdct=False,
-        fastupsample=False,
-        min_height=-(-height // scale),
-        min_width=-(-width // scale),
-    )
+    array = scaled_jpeg(import_simplejpeg(), path, data, image_size, max_pixels, fast=False)
+    if array is None:
+        with open_pil(path, max_pixels, io.BytesIO(data)) as image:
+            return store_uint8(pil_resized(image, image_size), out)
     if array.shape[:2] != image_size:
         resized = Image.fromarray(array).resize(image_size[::-1], Image.Resampling.BILINEAR)
         array = np.asarray(resized)
     return store_uint8(array, out)
-
-
-def _pil_fallback(
-    path: str, data: bytes, image_size: tuple[int, int], out: np.ndarray, max_pixels: int
-) -> np.ndarray:
-    with open_pil(path, max_pixels, io.BytesIO(data)) as image:
-        return store_uint8(pil_resized(image, image_size), out)

@@ -69,10 +69,14 @@ class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras s
         shuffle: reshuffle every epoch.
         seed: shuffling seed; None draws one now, so pickled copies still agree.
         decoder: one of `feeders.images.decode.DECODERS`, or "auto": the first importable
-            of "opencv" (the `opencv` extra), "simplejpeg" (`fastjpeg`), "pil".
+            of "opencv" (the `opencv` extra), "simplejpeg" (a plain install), "pil".
         dtype: "float32" (default) or "uint8". uint8 batches are 4x fewer bytes through the
-            worker pool's shared memory; normalise them where the model runs, e.g. with a
-            `keras.layers.Rescaling(1 / 255)` first layer (in the graph, on the device).
+            worker pool's shared memory; normalise them where the model runs: with
+            `rescale`, or a `keras.layers.Rescaling(1 / 255)` first layer.
+        rescale: with dtype="uint8", e.g. `1 / 255`: the model gets float32 `x * rescale`,
+            converted after the pool, where the model runs (a cast in the `tf.data` graph,
+            on the device for JAX and PyTorch: `feeders.rescaling`). Indexing the sequence
+            and `Feeder.epoch()` still give uint8; `to_tf_dataset()` gives float32.
         on_error: "raise" (`ImageDecodeError`) or "skip" (drop the file from its batch, record
             it in `skipped`, log a count at `on_epoch_end`). Skips are recorded in the process
             that decoded the batch. Decompression bombs are always refused.
@@ -93,6 +97,7 @@ class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras s
         seed: int | None = None,
         decoder: str = "auto",
         dtype: str = "float32",
+        rescale: float | None = None,
         on_error: Literal["raise", "skip"] = "raise",
         max_pixels: int = _shared.DEFAULT_MAX_PIXELS,
         workers: int = 1,
@@ -107,7 +112,10 @@ class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras s
         self.batch_size = check_batch_size(batch_size)
         self.image_size = decode.validate_image_size(image_size)
         self.decoder = decode.resolve_decoder(decoder)
+        # NOTE [ one dtype decision ]: what the pool carries (dtype) and what the model
+        # gets (float32 x * rescale, or dtype itself) are decided here, together.
         self.dtype = decode.validate_dtype(dtype)
+        self.rescale = _validate_rescale(rescale, self.dtype)
         if on_error not in ("raise", "skip"):
             raise ValueError(
                 f"`on_error` must be 'raise' or 'skip', but got on_error={on_error!r}."
@@ -269,7 +277,16 @@ class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras s
         if self._labels is not None:
             labels = tf.data.Dataset.from_tensor_slices(_take(self._labels, order))
             dataset = tf.data.Dataset.zip(dataset, labels)
-        return dataset.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        dataset = dataset.batch(self.batch_size)
+        if self.rescale is not None:  # one cast per batch, as the feeder's graph does
+            scale = tf.constant(self.rescale, tf.float32)
+
+            def rescaled(x: tf.Tensor, *labels: tf.Tensor) -> Any:
+                x = tf.cast(x, tf.float32) * scale
+                return (x, *labels) if labels else x
+
+            dataset = dataset.map(rescaled, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     def _tf_decode(self) -> tuple[Callable[[tf.Tensor], tf.Tensor], tf.TensorSpec]:
         """The pure-TF `path → image` of this sequence and the image's spec.
@@ -330,7 +347,8 @@ class ImageFileSequence(keras.utils.PyDataset):  # type: ignore[misc]  # keras s
     def __repr__(self) -> str:
         return (
             f"ImageFileSequence(files={len(self._files)}, batch_size={self.batch_size}, "
-            f"image_size={self.image_size}, decoder={self.decoder!r}, dtype={self.dtype!r}, shuffle={self.shuffle}, "
+            f"image_size={self.image_size}, decoder={self.decoder!r}, dtype={self.dtype!r}, "
+            f"rescale={self.rescale!r}, shuffle={self.shuffle}, "
             f"epoch={self._epoch})"
         )
 
@@ -393,6 +411,28 @@ def _validate_labels(labels: Any, n: int) -> Tree | None:
 def _take(labels: Tree, rows: np.ndarray) -> Tree:
     """The same rows of every label array (one gather per leaf, no per-sample loop)."""
     return packer(labels)([leaf[rows] for leaf in flatten(labels)])
+
+
+def _validate_rescale(rescale: object, dtype: str) -> float | None:
+    if rescale is None:
+        return None
+    if isinstance(rescale, bool) or not isinstance(rescale, int | float | np.floating):
+        raise TypeError(
+            f"`rescale` must be a number such as 1 / 255, or None, but got {type(rescale).__name__}."
+        )
+    value = float(rescale)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"`rescale` must be a positive finite number, but got rescale={value!r}. Pass "
+            "rescale=1 / 255 for float32 pixels in [0, 1]."
+        )
+    if dtype != "uint8":
+        raise ValueError(
+            f"`rescale` converts uint8 batches after the worker pool, so it needs dtype='uint8', "
+            f"but got dtype={dtype!r}. Pass dtype='uint8' with rescale={value!r}, or drop "
+            "`rescale` (float32 batches are already in [0, 1])."
+        )
+    return value
 
 
 def _validate_max_pixels(max_pixels: object) -> int:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from feeders.rescaling import rescale_of
 from feeders.sharding import PaddedBatches, Shard, batch_plan, batch_steps
 from feeders.sources._checks import check_bool, resolve_seed
 from feeders.structure import Batch, BatchChecker, BatchSpec, first_spec
@@ -113,6 +114,11 @@ class SequenceSource:
         if self.process_shard is None or count is None:
             return count
         return batch_steps(count, self.process_shard)
+
+    @property
+    def rescale(self) -> float | None:
+        """The sequence's :class:`~feeders.capabilities.Rescaled` factor (uint8 ``x`` → float32)."""
+        return rescale_of(self.sequence)
 
     @property
     def pool(self) -> WorkerPool:
