@@ -97,16 +97,38 @@ def map_tree(fn: Callable[[Any], Any], tree: Tree) -> Tree:
     return packer(tree)([fn(leaf) for leaf in flatten(tree)])
 
 
+LEAF_KINDS = ("dense", "sparse", "ragged")
+
+
 @dataclass(frozen=True)
 class ArraySpec:
-    """Shape (batch dimension ``None``) and dtype of one leaf of a batch."""
+    """Shape (batch dimension ``None``), dtype and kind of one leaf of a batch.
+
+    ``kind`` is ``"dense"`` (an array), or ``"sparse"``/``"ragged"`` for a
+    ``tf.SparseTensor``/``tf.RaggedTensor`` leaf that the TensorFlow path keeps
+    as it is (NOTE [ sparse and ragged leaves ]); NumPy batches of such a leaf
+    are dense (a ragged one padded with zeros), so its ragged dims are ``None``.
+    """
 
     shape: tuple[int | None, ...]
     dtype: np.dtype[Any]
+    kind: str = "dense"
 
     def describe(self) -> str:
         dims = ", ".join("None" if d is None else str(d) for d in self.shape)
-        return f"({dims}) {self.dtype}"
+        return f"({dims}) {self.dtype}" + ("" if self.kind == "dense" else f" {self.kind}")
+
+    def to_tf(self) -> Any:
+        """The ``tf.TypeSpec`` of this leaf on the TensorFlow path."""
+        import tensorflow as tf
+
+        dtype = tf.as_dtype(self.dtype)
+        if self.kind == "sparse":
+            return tf.SparseTensorSpec(self.shape, dtype)
+        if self.kind == "ragged":
+            ragged = max([1, *(i for i, d in enumerate(self.shape) if d is None)])
+            return tf.RaggedTensorSpec(self.shape, dtype, ragged_rank=ragged)
+        return tf.TensorSpec(self.shape, dtype)
 
 
 @dataclass(frozen=True)
@@ -136,12 +158,9 @@ class BatchSpec:
 
     def to_tf(self) -> Any:
         """The ``tf.data`` ``element_spec`` of ``as_dataset()``."""
-        import tensorflow as tf
-
-        def tensor_spec(spec: ArraySpec) -> tf.TensorSpec:
-            return tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype))
-
-        return tuple(lists_to_tuples(map_tree(tensor_spec, part)) for part in self.parts())
+        return tuple(
+            lists_to_tuples(map_tree(ArraySpec.to_tf, part)) for part in self.parts()
+        )
 
 
 def lists_to_tuples(tree: Tree) -> Tree:

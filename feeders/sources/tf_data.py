@@ -122,7 +122,7 @@ class TFDataSource:
         def leaf(spec: Any) -> ArraySpec:
             dims = tuple(spec.shape.as_list())
             inner = dims if self._unbatched else dims[1:]
-            return ArraySpec((None, *inner), np.dtype(spec.dtype.as_numpy_dtype))
+            return ArraySpec((None, *inner), np.dtype(spec.dtype.as_numpy_dtype), _leaf_kind(spec))
 
         parts = [map_tree(leaf, part) for part in _parts(self._structure, self._arity)]
         return BatchSpec(*parts, *[None] * (3 - len(parts)))
@@ -137,7 +137,7 @@ class TFDataSource:
     def _numpy(self, n: int, start: int, *, shuffle: bool) -> Iterator[Batch]:
         names = _leaf_names(self._structure, self._arity)
         check = not self._unbatched and len(names) > 1
-        dataset = self.epoch_dataset(n, start, shuffle=shuffle)
+        dataset = densified(self.epoch_dataset(n, start, shuffle=shuffle))
         for b, parts in enumerate(dataset.as_numpy_iterator(), start):
             if check:
                 _check_rows(parts, names, b, n)
@@ -193,19 +193,16 @@ class TFDataSource:
             return None
         arity = self._arity
 
+        def open_batch(t: Any) -> Any:
+            if not isinstance(t, tf.Tensor):  # sparse and ragged batches keep their shape
+                return t
+            return tf.raw_ops.PlaceholderWithDefault(input=t, shape=[None, *t.shape[1:]])
+
         def finish(*element: Any) -> tuple[Tree, ...]:
             parts = _parts(element[0] if arity == 0 else element, arity)
             if not relax:
                 return parts
-            return tuple(
-                map_tree(
-                    lambda t: tf.raw_ops.PlaceholderWithDefault(
-                        input=t, shape=[None, *t.shape[1:]]
-                    ),
-                    part,
-                )
-                for part in parts
-            )
+            return tuple(map_tree(open_batch, part) for part in parts)
 
         return cast(
             Callable[..., tuple[Tree, ...]], tf.autograph.experimental.do_not_convert(finish)
@@ -280,7 +277,7 @@ class TFDataSource:
 
     def _check_stable_order(self) -> None:
         """Refuse to split a pipeline whose first elements change between iterations."""
-        head = self._dataset.take(1 if self.batch_size is None else 64)
+        head = densified(self._dataset.take(1 if self.batch_size is None else 64))
         parts = _parts(self._structure, self._arity)
         compared = 1 if len(parts) > 1 else 0
 
@@ -362,12 +359,13 @@ def _leaf_specs(structure: Any) -> list[Any]:
     import tensorflow as tf
 
     leaves = flatten(structure)
+    kinds = (tf.TensorSpec, tf.SparseTensorSpec, tf.RaggedTensorSpec)
     for leaf, where in zip(leaves, paths(structure, "element"), strict=True):
-        if not isinstance(leaf, tf.TensorSpec):
+        if not isinstance(leaf, kinds):
             raise TypeError(
-                f"Dataset elements must hold dense tensors, but {where} is a "
-                f"{type(leaf).__name__}. Pad ragged data (padded_batch, .to_tensor()) or "
-                "densify sparse tensors (tf.sparse.to_dense) in the pipeline."
+                f"Dataset elements must hold tensors, sparse tensors or ragged tensors, but "
+                f"{where} is a {type(leaf).__name__}. Map it to one of them in the pipeline, "
+                "e.g. ds.map(lambda x, y: (tf.convert_to_tensor(x), y))."
             )
         if leaf.shape.rank is None:
             raise ValueError(
@@ -375,6 +373,42 @@ def _leaf_specs(structure: Any) -> list[Any]:
                 "Set it in the pipeline, e.g. ds.map(lambda x, y: (tf.ensure_shape(x, [None, 28, 28]), y))."
             )
     return leaves
+
+
+def _leaf_kind(spec: Any) -> str:
+    """``"sparse"``, ``"ragged"`` or ``"dense"``: how the TF path hands this leaf to Keras."""
+    import tensorflow as tf
+
+    if isinstance(spec, tf.SparseTensorSpec):
+        return "sparse"
+    return "ragged" if isinstance(spec, tf.RaggedTensorSpec) else "dense"
+
+
+def densified(dataset: Any) -> Any:
+    """``dataset`` with sparse leaves made dense and ragged ones padded with zeros, as Keras does.
+
+    NOTE [ sparse and ragged leaves ]: on the TensorFlow path (``as_dataset()``, the
+    TF backend) a pipeline's ``tf.SparseTensor`` and ``tf.RaggedTensor`` components
+    reach the model as they are, as Keras passes them. NumPy batches (``epoch()``,
+    ``feeders validate``, the JAX and torch backends) have no such types, so each
+    batch is made dense here, in the pipeline: ``tf.sparse.to_dense``, and
+    ``RaggedTensor.to_tensor()`` (zeros up to the longest row of the batch), which is
+    what Keras' own conversion to NumPy does. A dataset without them is returned as it is.
+    """
+    import tensorflow as tf
+
+    structure = dataset.element_spec
+    if all(_leaf_kind(spec) == "dense" for spec in flatten(structure)):
+        return dataset
+
+    def dense(t: Any) -> Any:
+        if isinstance(t, tf.SparseTensor):
+            return tf.sparse.to_dense(t)
+        return t.to_tensor() if isinstance(t, tf.RaggedTensor) else t
+
+    if isinstance(structure, tuple):  # tf.data unpacks a tuple element into arguments
+        return dataset.map(lambda *e: tuple(tf.nest.map_structure(dense, e)))
+    return dataset.map(lambda e: tf.nest.map_structure(dense, e))
 
 
 def _check_batching(specs: list[Any], names: list[str], unbatched: bool) -> None:
@@ -433,7 +467,11 @@ def _seeded_shuffle(dataset: Any, buffer: int, seed: int, epoch: Any) -> Any:
     key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
     # Seeds (0, 0) would mean "nondeterministic" to the kernel, hence minval=1.
     seeds = tf.random.stateless_uniform([2], seed=key, minval=1, maxval=2**31 - 1, dtype=tf.int64)
-    specs = tf.nest.flatten(dataset.element_spec)
+    # The op's types are the dataset's encoded components (a sparse or ragged leaf is
+    # one variant); `_flat_tensor_specs` is how tf.data itself lists them.
+    specs = [
+        flat for spec in tf.nest.flatten(dataset.element_spec) for flat in spec._flat_tensor_specs
+    ]
     variant = tf.raw_ops.ShuffleDatasetV3(
         input_dataset=tf.data.experimental.to_variant(dataset),
         buffer_size=tf.constant(buffer, tf.int64),

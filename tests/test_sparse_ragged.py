@@ -1,0 +1,121 @@
+"""tf.SparseTensor / tf.RaggedTensor (and scipy.sparse) inputs, through fit and predict on every backend.
+
+What Keras 3.15 does, and feeders matches (NOTE [ sparse and ragged leaves ] in
+:mod:`feeders.sources.tf_data`): on TensorFlow a model whose input takes them
+(``keras.Input(sparse=True)`` / ``ragged=True``) receives sparse and ragged
+tensors as they are; JAX and torch receive dense batches, a ragged batch padded
+with zeros to its longest row. Each backend runs in its own process
+(``tests/scripts/sparse_ragged_batches.py``, side by side); backends that are not
+installed are skipped.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "scripts" / "sparse_ragged_batches.py"
+BACKENDS = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]
+# What the model's first layer receives, per case, on the TF backend (JAX and torch: dense).
+ON_TENSORFLOW = {
+    "tf.data-sparse": "sparse",
+    "tf.data-ragged": "ragged",
+}
+
+
+@pytest.fixture(scope="module")
+def logs() -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = {
+        backend: subprocess.Popen(
+            [sys.executable, str(SCRIPT), *ON_TENSORFLOW],
+            env={**env, "KERAS_BACKEND": backend},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for backend in BACKENDS
+    }
+    found = {}
+    for backend, run in runs.items():
+        out, err = run.communicate(timeout=500)
+        assert run.returncode == 0, f"{backend}:\n{err[-3000:]}"
+        found[backend] = json.loads(out)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+@pytest.mark.parametrize("case", list(ON_TENSORFLOW))
+def test_the_model_receives_what_keras_would_give_it(
+    logs: dict[str, Any], backend: str, case: str
+) -> None:
+    if backend not in logs:
+        pytest.skip(f"{backend} is not installed")
+    assert logs[backend]["backend"] == backend
+    run = logs[backend]["cases"][case]
+    kind = ON_TENSORFLOW[case] if backend == "tensorflow" else "dense"
+    for step in ("fit", "predict"):
+        assert [entry[0] for entry in run[step]] == [kind, kind]
+        # Exact contents, in order: the epoch's NumPy batches (ragged rows zero-padded).
+        assert [entry[1] for entry in run[step]] == run["expected"]
+    assert run["predictions"] == 8
+
+
+ROWS = [[1.0, 2.0], [3.0], [4.0, 5.0, 6.0], [7.0], [1.0], [2.0, 2.0], [3.0], [4.0]]
+PADDED = [
+    [[1.0, 2.0, 0.0], [3.0, 0.0, 0.0], [4.0, 5.0, 6.0], [7.0, 0.0, 0.0]],
+    [[1.0, 0.0], [2.0, 2.0], [3.0, 0.0], [4.0, 0.0]],
+]
+
+
+def test_tf_data_ragged_elements_keep_their_type_on_the_tf_path_and_pad_as_numpy() -> None:
+    tf = pytest.importorskip("tensorflow")
+    import numpy as np
+
+    import feeders
+
+    y = np.arange(8, dtype=np.float32)
+    feeder = feeders.adapt(
+        tf.data.Dataset.from_tensor_slices((tf.ragged.constant(ROWS), y)), batch_size=4
+    )
+    assert feeder.spec.x.kind == "ragged" and feeder.spec.x.shape == (None, None)
+    assert [x.tolist() for x, _, _ in feeder.epoch(0)] == PADDED  # zeros to each batch's longest row
+    batches = list(feeder.as_dataset())
+    assert all(isinstance(x, tf.RaggedTensor) for x, _ in batches)
+    assert [x.to_list() for x, _ in batches] == [ROWS[:4], ROWS[4:]]
+
+
+def test_tf_data_sparse_elements_shuffle_by_seed_and_densify_as_numpy() -> None:
+    tf = pytest.importorskip("tensorflow")
+    import numpy as np
+
+    import feeders
+
+    dense = np.eye(8, dtype=np.float32) * np.arange(1, 9, dtype=np.float32)
+    ids = np.arange(8)
+
+    def adapt() -> feeders.Feeder:
+        samples = tf.data.Dataset.from_tensor_slices((tf.sparse.from_dense(dense), ids))
+        return feeders.adapt(samples, batch_size=4, shuffle_buffer=8, seed=3)
+
+    feeder = adapt()
+    assert feeder.spec.x.kind == "sparse"
+    numpy = [(x, y) for x, y, _ in feeder.epoch(1)]
+    order = np.concatenate([y for _, y in numpy])
+    assert sorted(order.tolist()) == list(range(8)) and order.tolist() != list(range(8))
+    for x, y in numpy:
+        np.testing.assert_array_equal(x, dense[y])  # each row is its own sample, made dense
+    replay = adapt()
+    next(iter(replay.as_dataset()))  # epoch 0
+    tf_batches = list(replay.as_dataset())  # epoch 1, on the TF path: sparse
+    assert all(isinstance(x, tf.SparseTensor) for x, _ in tf_batches)
+    assert [y.numpy().tolist() for _, y in tf_batches] == [y.tolist() for _, y in numpy]
