@@ -158,9 +158,7 @@ class BatchSpec:
 
     def to_tf(self) -> Any:
         """The ``tf.data`` ``element_spec`` of ``as_dataset()``."""
-        return tuple(
-            lists_to_tuples(map_tree(ArraySpec.to_tf, part)) for part in self.parts()
-        )
+        return tuple(lists_to_tuples(map_tree(ArraySpec.to_tf, part)) for part in self.parts())
 
 
 def lists_to_tuples(tree: Tree) -> Tree:

@@ -88,7 +88,8 @@ def test_tf_data_ragged_elements_keep_their_type_on_the_tf_path_and_pad_as_numpy
         tf.data.Dataset.from_tensor_slices((tf.ragged.constant(ROWS), y)), batch_size=4
     )
     assert feeder.spec.x.kind == "ragged" and feeder.spec.x.shape == (None, None)
-    assert [x.tolist() for x, _, _ in feeder.epoch(0)] == PADDED  # zeros to each batch's longest row
+    # zeros up to each batch's longest row
+    assert [x.tolist() for x, _, _ in feeder.epoch(0)] == PADDED
     batches = list(feeder.as_dataset())
     assert all(isinstance(x, tf.RaggedTensor) for x, _ in batches)
     assert [x.to_list() for x, _ in batches] == [ROWS[:4], ROWS[4:]]

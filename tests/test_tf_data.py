@@ -358,8 +358,9 @@ def test_targets_outside_the_dataset_are_refused() -> None:
 def test_elements_that_are_not_tensors_are_refused() -> None:
     windows = tf.data.Dataset.range(6).window(2)  # elements are datasets
     with pytest.raises(
-        TypeError, match=r"must hold tensors, sparse tensors or ragged tensors, but element is a "
-        r"DatasetSpec\. Map it"
+        TypeError,
+        match=r"must hold tensors, sparse tensors or ragged tensors, but element is a "
+        r"DatasetSpec\. Map it",
     ):
         feeders.adapt(windows)
 
