@@ -35,6 +35,7 @@ from feeders.structure import (
     BatchSpec,
     Tree,
     check_names,
+    composite_handoff,
     flatten,
     lists_to_tuples,
     map_tree,
@@ -149,8 +150,14 @@ class Feeder(KerasHandOff):
         return self._spec_for(self._weighting)
 
     def epoch(self, n: int, start: int = 0, *, shuffle: bool = True) -> Iterator[Batch]:
-        """Epoch ``n`` from batch ``start``, weighted; ``shuffle=False``: in natural order."""
-        return self._weighted(self._source_epoch(n, start, shuffle=shuffle), self._weighting)
+        """Epoch ``n`` from batch ``start``, weighted; ``shuffle=False``: in natural order.
+
+        NumPy batches: sparse and ragged leaves are made dense (NOTE [ sparse and
+        ragged batches ], in :mod:`feeders.sources.array_likes`).
+        """
+        batches = self._weighted(self._source_epoch(n, start, shuffle=shuffle), self._weighting)
+        convert = composite_handoff(self.source.spec, to_tf=False)
+        return batches if convert is None else _converted(batches, convert)
 
     def _source_epoch(
         self, n: int, start: int, *, shuffle: bool = True, counts: bool = True
@@ -438,8 +445,14 @@ class Feeder(KerasHandOff):
             return source_spec
         return BatchSpec(source_spec.x, source_spec.y, _weight_spec(weighting, source_spec))
 
-    def _keras_pass(self, mode: _Mode = TRAINING) -> Iterator[tuple[Tree, ...]]:
+    def _keras_pass(
+        self, mode: _Mode = TRAINING, *, to_tf: bool = False
+    ) -> Iterator[tuple[Tree, ...]]:
         """One pass as Keras takes batches: ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+
+        Sparse and ragged leaves become ``tf.SparseTensor``/``tf.RaggedTensor`` for the
+        TF path (``to_tf``), dense arrays for the others (NOTE [ sparse and ragged
+        batches ], in :mod:`feeders.sources.array_likes`).
 
         NOTE [ the failure behind a graph error ]: an exception raised while
         making a batch is recorded before it propagates, because on the
@@ -452,6 +465,9 @@ class Feeder(KerasHandOff):
             return
         self._failure = None  # one left by a pass nobody reported (e.g. outside Keras)
         tuples = self._tuples(mode)
+        convert = composite_handoff(spec, to_tf=to_tf)
+        if convert is not None:
+            tuples = (tuple(convert(part) for part in batch) for batch in tuples)
         if any(isinstance(part, list) for part in (spec.x, spec.y, spec.sample_weight)):
             tuples = (tuple(lists_to_tuples(part) for part in batch) for batch in tuples)
         try:
@@ -614,6 +630,15 @@ class _KerasPass(KerasHandOff):
         return self.feeder.partial_batch_size
 
 
+def _converted(batches: Iterator[Batch], convert: Callable[[Tree], Tree]) -> Iterator[Batch]:
+    for x, y, sample_weight in batches:
+        yield (
+            convert(x),
+            None if y is None else convert(y),
+            None if sample_weight is None else convert(sample_weight),
+        )
+
+
 def _owned_by(dataset: Any, feeder: Feeder) -> Any:
     """``dataset``, keeping ``feeder`` alive for as long as it (NOTE [ no strong reference from TF ])."""
     dataset._feeders_owner = feeder
@@ -625,7 +650,7 @@ def _weak_pass(ref: weakref.ref[Feeder], mode: _Mode) -> Iterator[tuple[Tree, ..
     feeder = ref()
     if feeder is None:
         raise RuntimeError("The feeder behind this tf.data pipeline was garbage collected.")
-    yield from feeder._keras_pass(mode)
+    yield from feeder._keras_pass(mode, to_tf=True)
 
 
 def _weak_claim(ref: weakref.ref[Feeder], training: bool) -> Callable[[], tuple[int, int]]:

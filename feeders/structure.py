@@ -14,13 +14,14 @@ holds bad weights fails naming its index, epoch and field.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 import numpy as np
 
-from feeders.sources.array_likes import as_numpy, dense
+from feeders.sources.array_likes import RaggedRows, SparseRows, as_numpy, dense, leaf_kind
 
 Tree: TypeAlias = Any
 """An ndarray, or a list/tuple/dict nesting of ndarrays."""
@@ -171,6 +172,8 @@ def lists_to_tuples(tree: Tree) -> Tree:
 
 
 def _leaf_spec(leaf: Any) -> ArraySpec:
+    if isinstance(leaf, SparseRows | RaggedRows):
+        return ArraySpec((None, *leaf.shape[1:]), leaf.dtype, leaf_kind(leaf))
     array = np.asarray(leaf)
     if array.ndim == 0:
         raise ValueError(
@@ -340,14 +343,36 @@ def _arrays(tree: Tree, where: str, describe: Callable[[], str]) -> Tree:
     return array
 
 
-def _as_array(leaf: Any, where: str) -> np.ndarray:
-    """A batch leaf as NumPy: torch/JAX/TF tensors, pandas and sparse rows converted.
+def _as_array(leaf: Any, where: str) -> Any:
+    """A batch leaf as NumPy: torch/JAX/TF tensors and pandas converted; sparse and ragged
+    ones as :class:`SparseRows` / :class:`RaggedRows` (NOTE [ sparse and ragged batches ]).
 
     (:mod:`feeders.sources.array_likes` says how each kind converts.)
     """
     if type(leaf) is np.ndarray:
         return leaf
-    return np.asarray(dense(as_numpy(leaf, where)))
+    converted = as_numpy(leaf, where)
+    return converted if isinstance(converted, SparseRows | RaggedRows) else np.asarray(converted)
+
+
+def composite_handoff(spec: BatchSpec, *, to_tf: bool) -> Callable[[Tree], Tree] | None:
+    """What turns a batch part's sparse and ragged leaves into what a consumer takes.
+
+    NOTE [ sparse and ragged batches ] (in :mod:`feeders.sources.array_likes`): the
+    TensorFlow path (``to_tf=True``) gets ``tf.SparseTensor`` / ``tf.RaggedTensor``,
+    every NumPy consumer dense arrays. ``None`` when ``spec`` has no such leaf (no
+    cost per batch).
+    """
+    kinds = {leaf.kind for part in spec.parts() for leaf in flatten(part)}
+    if kinds <= {"dense"}:
+        return None
+
+    def convert(leaf: Any) -> Any:
+        if isinstance(leaf, SparseRows | RaggedRows):
+            return leaf.to_tf() if to_tf else leaf.dense()
+        return leaf
+
+    return functools.partial(map_tree, convert)
 
 
 class _Mismatch(Exception):
@@ -422,21 +447,34 @@ class BatchChecker:
 def _compile(template: Tree, where: str) -> Walk:
     """A function that checks a tree against ``template`` and returns it as NumPy."""
     if isinstance(template, ArraySpec):
-        dtype, ndim, inner = template.dtype, len(template.shape), template.shape[1:]
+        dtype, ndim, inner, spec_kind = (
+            template.dtype,
+            len(template.shape),
+            template.shape[1:],
+            template.kind,
+        )
         dims = ", ".join("None" if d is None else str(d) for d in template.shape)
         expected_shape = f"shape ({dims})"
+        open_dims = [i for i, d in enumerate(inner) if d is None]  # a ragged batch's own lengths
 
-        def leaf(tree: Any, rows: list[tuple[str, int]]) -> np.ndarray:
-            if type(tree) is np.ndarray:
+        def leaf(tree: Any, rows: list[tuple[str, int]]) -> Any:
+            if type(tree) is np.ndarray and spec_kind == "dense":
                 array = tree
             elif tree is None or isinstance(tree, Mapping | list | tuple):
                 got = "None" if tree is None else f"a {type(tree).__name__}"
                 raise _Mismatch(where, got, "an array")
             else:
                 array = _as_array(tree, where)
+                if spec_kind == "dense":
+                    array = dense(array)
+                elif leaf_kind(array) != spec_kind:
+                    raise _Mismatch(where, f"a {leaf_kind(array)} array", f"a {spec_kind} one")
             if array.dtype != dtype:
                 raise _Mismatch(where, f"dtype {array.dtype}", f"dtype {dtype}")
-            if array.ndim != ndim or array.shape[1:] != inner:
+            shape = array.shape[1:]
+            if open_dims:
+                shape = tuple(None if i in open_dims else d for i, d in enumerate(shape))
+            if array.ndim != ndim or shape != inner:
                 raise _Mismatch(where, f"shape {array.shape}", expected_shape)
             rows.append((where, array.shape[0]))
             return array

@@ -3,8 +3,9 @@
 What Keras 3.15 does, and feeders matches (NOTE [ sparse and ragged leaves ] in
 :mod:`feeders.sources.tf_data`): on TensorFlow a model whose input takes them
 (``keras.Input(sparse=True)`` / ``ragged=True``) receives sparse and ragged
-tensors as they are; JAX and torch receive dense batches, a ragged batch padded
-with zeros to its longest row. Each backend runs in its own process
+tensors as they are, from the tf.data, generator and arrays sources alike; JAX
+and torch receive dense batches, a ragged batch padded with zeros to its longest
+row (NOTE [ sparse and ragged batches ] in :mod:`feeders.sources.array_likes`). Each backend runs in its own process
 (``tests/scripts/sparse_ragged_batches.py``, side by side); backends that are not
 installed are skipped.
 """
@@ -28,6 +29,11 @@ BACKENDS = [name for name in ("tensorflow", "jax", "torch") if importlib.util.fi
 ON_TENSORFLOW = {
     "tf.data-sparse": "sparse",
     "tf.data-ragged": "ragged",
+    "generator-tf-sparse": "sparse",
+    "generator-scipy": "sparse",
+    "generator-ragged": "ragged",
+    "arrays-tf-sparse": "sparse",
+    "arrays-ragged": "ragged",
 }
 
 

@@ -22,7 +22,7 @@ from feeders.sources._checks import (
     check_split,
     resolve_seed,
 )
-from feeders.sources.array_likes import SparseRows, as_numpy, dense
+from feeders.sources.array_likes import RaggedRows, SparseRows, as_numpy, leaf_kind
 from feeders.structure import (
     ArraySpec,
     Batch,
@@ -113,7 +113,11 @@ class ArraySource:
     def spec(self) -> BatchSpec:
         fixed = self.partial_batch_size is None
         leaves = iter(
-            ArraySpec((self.batch_size if fixed else None, *leaf.shape[1:]), cast or leaf.dtype)
+            ArraySpec(
+                (self.batch_size if fixed else None, *leaf.shape[1:]),
+                cast or leaf.dtype,
+                leaf_kind(leaf),
+            )
             for leaf, cast in zip(self._leaves, self._casts, strict=True)
         )
         return BatchSpec(
@@ -153,7 +157,7 @@ class ArraySource:
 
     def _batch(self, index: slice | np.ndarray) -> Batch:
         leaves = [
-            dense(leaf[index]) if cast is None else leaf[index].astype(cast)
+            leaf[index] if cast is None else leaf[index].astype(cast)
             for leaf, cast in zip(self._leaves, self._casts, strict=True)
         ]
         out: list[Tree | None] = []
@@ -180,7 +184,9 @@ class ArraySource:
         """
         import tensorflow as tf
 
-        if any(isinstance(leaf, np.memmap | SparseRows) for leaf in self._leaves):
+        # Sparse and ragged batches are made in NumPy and handed over as TF ones
+        # (NOTE [ sparse and ragged batches ]): from_generator, like memmaps.
+        if any(isinstance(leaf, np.memmap | SparseRows | RaggedRows) for leaf in self._leaves):
             return None
         if self._tensors is None:
             self._tensors = tuple(
@@ -336,7 +342,7 @@ def _as_arrays(part: Tree | None, name: str) -> Tree | None:
     if isinstance(part, list | tuple):
         return [_as_arrays(value, f"{name}[{i}]") for i, value in enumerate(part)]
     array = as_numpy(part, name)
-    if isinstance(array, SparseRows):
+    if isinstance(array, SparseRows | RaggedRows):
         return array
     array = np.asarray(array)
     if array.ndim == 0:

@@ -5,7 +5,7 @@ Keras picks its backend at import). Prints one JSON object: per case, for
 ``fit`` (``shuffle=False``) then ``predict``, the kind of tensor the model's
 first layer received (``dense``, ``sparse``, ``ragged``) and its values made
 dense (ragged rows padded with zeros to ``WIDTH``), plus the NumPy batches of
-``Feeder.epoch(0)`` the same way. tests/test_sparse_ragged.py compares them.
+``Feeder.epoch(0, shuffle=False)`` the same way. tests/test_sparse_ragged.py compares them.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def run(make: Callable[[], feeders.Feeder], ragged: bool) -> dict[str, Any]:
     model = keras.Model(inputs, keras.layers.Dense(1)(Record()(inputs)))
     model.compile("sgd", "mse", run_eagerly=True)
     feeder = make()
-    expected = [as_dense(x).tolist() for x, _, _ in feeder.epoch(0)]
+    expected = [as_dense(x).tolist() for x, _, _ in feeder.epoch(0, shuffle=False)]
     model.fit(feeder, epochs=1, shuffle=False, verbose=0)
     fit = log[-len(expected) :]  # torch builds the model on a batch of zeros first
     log.clear()
