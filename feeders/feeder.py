@@ -156,7 +156,7 @@ class Feeder(KerasHandOff):
         ragged batches ], in :mod:`feeders.sources.array_likes`).
         """
         batches = self._weighted(self._source_epoch(n, start, shuffle=shuffle), self._weighting)
-        convert = composite_handoff(self.source.spec, to_tf=False)
+        convert = composite_handoff(self.source.spec, to="numpy")
         return batches if convert is None else _converted(batches, convert)
 
     def _source_epoch(
@@ -446,13 +446,13 @@ class Feeder(KerasHandOff):
         return BatchSpec(source_spec.x, source_spec.y, _weight_spec(weighting, source_spec))
 
     def _keras_pass(
-        self, mode: _Mode = TRAINING, *, to_tf: bool = False
+        self, mode: _Mode = TRAINING, *, to: str = "numpy"
     ) -> Iterator[tuple[Tree, ...]]:
         """One pass as Keras takes batches: ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
 
-        Sparse and ragged leaves become ``tf.SparseTensor``/``tf.RaggedTensor`` for the
-        TF path (``to_tf``), dense arrays for the others (NOTE [ sparse and ragged
-        batches ], in :mod:`feeders.sources.array_likes`).
+        Sparse and ragged leaves become what Keras hands the consumer ``to`` (``"tf"``,
+        ``"jax"`` or ``"numpy"``; NOTE [ sparse and ragged batches ], in
+        :mod:`feeders.sources.array_likes`).
 
         NOTE [ the failure behind a graph error ]: an exception raised while
         making a batch is recorded before it propagates, because on the
@@ -465,7 +465,7 @@ class Feeder(KerasHandOff):
             return
         self._failure = None  # one left by a pass nobody reported (e.g. outside Keras)
         tuples = self._tuples(mode)
-        convert = composite_handoff(spec, to_tf=to_tf)
+        convert = composite_handoff(spec, to=to)
         if convert is not None:
             tuples = (tuple(convert(part) for part in batch) for batch in tuples)
         if any(isinstance(part, list) for part in (spec.x, spec.y, spec.sample_weight)):
@@ -545,7 +545,7 @@ class Feeder(KerasHandOff):
         """The next pass, put on the JAX device one step ahead (:mod:`feeders.backends`)."""
         from feeders.backends.jax_batches import jax_batches
 
-        return jax_batches(self._keras_pass(mode))
+        return jax_batches(self._keras_pass(mode, to="jax"))
 
     def _torch_loader(self, mode: _Mode) -> Any:
         """A ``DataLoader``; each iteration is the next pass (:mod:`feeders.backends`)."""
@@ -650,7 +650,7 @@ def _weak_pass(ref: weakref.ref[Feeder], mode: _Mode) -> Iterator[tuple[Tree, ..
     feeder = ref()
     if feeder is None:
         raise RuntimeError("The feeder behind this tf.data pipeline was garbage collected.")
-    yield from feeder._keras_pass(mode, to_tf=True)
+    yield from feeder._keras_pass(mode, to="tf")
 
 
 def _weak_claim(ref: weakref.ref[Feeder], training: bool) -> Callable[[], tuple[int, int]]:

@@ -355,21 +355,24 @@ def _as_array(leaf: Any, where: str) -> Any:
     return converted if isinstance(converted, SparseRows | RaggedRows) else np.asarray(converted)
 
 
-def composite_handoff(spec: BatchSpec, *, to_tf: bool) -> Callable[[Tree], Tree] | None:
-    """What turns a batch part's sparse and ragged leaves into what a consumer takes.
+def composite_handoff(spec: BatchSpec, *, to: str) -> Callable[[Tree], Tree] | None:
+    """What turns a batch part's sparse and ragged leaves into what the consumer ``to`` takes.
 
-    NOTE [ sparse and ragged batches ] (in :mod:`feeders.sources.array_likes`): the
-    TensorFlow path (``to_tf=True``) gets ``tf.SparseTensor`` / ``tf.RaggedTensor``,
-    every NumPy consumer dense arrays. ``None`` when ``spec`` has no such leaf (no
-    cost per batch).
+    NOTE [ sparse and ragged batches ] (in :mod:`feeders.sources.array_likes`), as
+    Keras hands them over: ``"tf"`` gets ``tf.SparseTensor`` / ``tf.RaggedTensor``,
+    ``"jax"`` sparse leaves as ``jax.experimental.sparse.BCOO`` and ragged ones
+    dense, ``"numpy"`` (``epoch()``, torch) dense arrays. ``None`` when ``spec`` has
+    no such leaf (no cost per batch).
     """
     kinds = {leaf.kind for part in spec.parts() for leaf in flatten(part)}
     if kinds <= {"dense"}:
         return None
 
     def convert(leaf: Any) -> Any:
-        if isinstance(leaf, SparseRows | RaggedRows):
-            return leaf.to_tf() if to_tf else leaf.dense()
+        if isinstance(leaf, SparseRows):
+            return leaf.to_tf() if to == "tf" else leaf.to_jax() if to == "jax" else leaf.dense()
+        if isinstance(leaf, RaggedRows):
+            return leaf.to_tf() if to == "tf" else leaf.dense()
         return leaf
 
     return functools.partial(map_tree, convert)

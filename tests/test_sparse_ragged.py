@@ -4,8 +4,9 @@ What Keras 3.15 does, and feeders matches (NOTE [ sparse and ragged leaves ] in
 :mod:`feeders.sources.tf_data`): on TensorFlow a model whose input takes them
 (``keras.Input(sparse=True)`` / ``ragged=True``) receives sparse and ragged
 tensors as they are, from the tf.data, generator and arrays sources alike; JAX
-and torch receive dense batches, a ragged batch padded with zeros to its longest
-row (NOTE [ sparse and ragged batches ] in :mod:`feeders.sources.array_likes`). Each backend runs in its own process
+receives sparse batches as ``BCOO`` and ragged ones dense; torch receives dense
+batches; a ragged batch is padded with zeros to its longest row (NOTE [ sparse
+and ragged batches ] in :mod:`feeders.sources.array_likes`). Each backend runs in its own process
 (``tests/scripts/sparse_ragged_batches.py``, side by side); backends that are not
 installed are skipped.
 """
@@ -25,15 +26,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "sparse_ragged_batches.py"
 BACKENDS = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]
-# What the model's first layer receives, per case, on the TF backend (JAX and torch: dense).
-ON_TENSORFLOW = {
-    "tf.data-sparse": "sparse",
-    "tf.data-ragged": "ragged",
-    "generator-tf-sparse": "sparse",
-    "generator-scipy": "sparse",
-    "generator-ragged": "ragged",
-    "arrays-tf-sparse": "sparse",
-    "arrays-ragged": "ragged",
+# What the model's first layer receives, per case, on (tensorflow, jax, torch), as Keras
+# hands it: sparse is tf.SparseTensor on TF and a BCOO on JAX; ragged is tf.RaggedTensor.
+SPARSE = {"tensorflow": "sparse", "jax": "sparse", "torch": "dense"}
+RAGGED = {"tensorflow": "ragged", "jax": "dense", "torch": "dense"}
+RECEIVED = {
+    "tf.data-sparse": SPARSE,
+    "tf.data-ragged": RAGGED,
+    "generator-tf-sparse": SPARSE,
+    "generator-scipy": SPARSE,
+    "generator-ragged": RAGGED,
+    "arrays-tf-sparse": SPARSE,
+    "arrays-ragged": RAGGED,
 }
 
 
@@ -42,7 +46,7 @@ def logs() -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs = {
         backend: subprocess.Popen(
-            [sys.executable, str(SCRIPT), *ON_TENSORFLOW],
+            [sys.executable, str(SCRIPT), *RECEIVED],
             env={**env, "KERAS_BACKEND": backend},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -60,7 +64,7 @@ def logs() -> dict[str, Any]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
-@pytest.mark.parametrize("case", list(ON_TENSORFLOW))
+@pytest.mark.parametrize("case", list(RECEIVED))
 def test_the_model_receives_what_keras_would_give_it(
     logs: dict[str, Any], backend: str, case: str
 ) -> None:
@@ -68,7 +72,7 @@ def test_the_model_receives_what_keras_would_give_it(
         pytest.skip(f"{backend} is not installed")
     assert logs[backend]["backend"] == backend
     run = logs[backend]["cases"][case]
-    kind = ON_TENSORFLOW[case] if backend == "tensorflow" else "dense"
+    kind = RECEIVED[case][backend]
     for step in ("fit", "predict"):
         assert [entry[0] for entry in run[step]] == [kind, kind]
         # Exact contents, in order: the epoch's NumPy batches (ragged rows zero-padded).

@@ -15,12 +15,12 @@ source on every leaf before ``np.asarray``:
   row splits, as NumPy; a batch of rows is a :class:`RaggedRows` too.
 
 NOTE [ sparse and ragged batches ]: a batch leaf of these two kinds stays sparse or
-ragged up to the hand-off (its ``ArraySpec.kind`` says which). The TensorFlow path
-makes it a ``tf.SparseTensor`` / ``tf.RaggedTensor`` (``to_tf()``), as Keras hands
-them to a TF model; NumPy batches (``Feeder.epoch()``, the JAX and torch backends)
-get it dense (``dense()``: a ragged batch padded with zeros to its longest row, as
-Keras pads it for JAX and torch), so memory grows by one dense batch, not by the
-dense data. The arrays source, generators and Sequences (their batches are checked
+ragged up to the hand-off (its ``ArraySpec.kind`` says which), where it becomes
+what Keras hands that backend: on the TensorFlow path a ``tf.SparseTensor`` /
+``tf.RaggedTensor`` (``to_tf()``); on JAX a sparse leaf is a ``BCOO``
+(``to_jax()``); everything else gets it dense (``Feeder.epoch()``, torch, a ragged
+leaf on JAX: ``dense()``, a ragged batch padded with zeros to its longest row, as
+Keras pads it), so memory grows by one dense batch, not by the dense data. The arrays source, generators and Sequences (their batches are checked
 by :class:`feeders.structure.BatchChecker`) share these two classes.
 """
 
@@ -77,6 +77,12 @@ class SparseRows:
         coo = self.matrix.tocoo()
         indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
         return tf.sparse.reorder(tf.SparseTensor(indices, coo.data, self.shape))
+
+    def to_jax(self) -> Any:
+        """These rows as a ``jax.experimental.sparse.BCOO``, as Keras hands sparse data to JAX."""
+        from jax.experimental import sparse as jax_sparse
+
+        return jax_sparse.BCOO.from_scipy_sparse(self.matrix)
 
     @property
     def nbytes(self) -> int:
@@ -174,15 +180,20 @@ def as_numpy(value: Any, name: str) -> Any:
         return RaggedRows(np.asarray(value.flat_values), np.asarray(value.row_splits))
     if module.startswith("tensorflow") and kind == "SparseTensor":
         _check_2d(tuple(value.shape), name, kind)
-        from scipy import sparse
-
-        indices = np.asarray(value.indices)
-        coo = sparse.coo_matrix(
-            (np.asarray(value.values), (indices[:, 0], indices[:, 1])),
-            shape=tuple(int(d) for d in value.dense_shape),
-        )
-        return SparseRows(coo)
+        return sparse_rows(value.indices, value.values, value.dense_shape)
     return value
+
+
+def sparse_rows(indices: Any, values: Any, dense_shape: Any) -> SparseRows:
+    """A 2-D ``tf.SparseTensor``'s components (indices, values, dense_shape) as :class:`SparseRows`."""
+    from scipy import sparse
+
+    indices = np.asarray(indices)
+    coo = sparse.coo_matrix(
+        (np.asarray(values), (indices[:, 0], indices[:, 1])),
+        shape=tuple(int(d) for d in np.asarray(dense_shape)),
+    )
+    return SparseRows(coo)
 
 
 def _check_2d(shape: tuple[Any, ...], name: str, kind: str) -> None:

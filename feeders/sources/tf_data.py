@@ -22,6 +22,7 @@ uniform permutation).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -30,6 +31,7 @@ import numpy as np
 
 from feeders._tf import require_tf
 from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
+from feeders.sources.array_likes import sparse_rows
 from feeders.structure import (
     ELEMENT_FORMS,
     ArraySpec,
@@ -137,8 +139,17 @@ class TFDataSource:
     def _numpy(self, n: int, start: int, *, shuffle: bool) -> Iterator[Batch]:
         names = _leaf_names(self._structure, self._arity)
         check = not self._unbatched and len(names) > 1
-        dataset = densified(self.epoch_dataset(n, start, shuffle=shuffle))
-        for b, parts in enumerate(dataset.as_numpy_iterator(), start):
+        sparse = importlib.util.find_spec("scipy") is not None and any(
+            leaf.kind == "sparse" for part in self.spec.parts() for leaf in flatten(part)
+        )
+        dataset = densified(self.epoch_dataset(n, start, shuffle=shuffle), keep_sparse=sparse)
+        # as_numpy_iterator() would make sparse batches dense: read those tensors by hand.
+        elements = (
+            (map_tree(_host_leaf, element) for element in dataset)
+            if sparse
+            else dataset.as_numpy_iterator()
+        )
+        for b, parts in enumerate(elements, start):
             if check:
                 _check_rows(parts, names, b, n)
             x, y, sample_weight = (*parts, None, None)[:3]
@@ -384,16 +395,18 @@ def _leaf_kind(spec: Any) -> str:
     return "ragged" if isinstance(spec, tf.RaggedTensorSpec) else "dense"
 
 
-def densified(dataset: Any) -> Any:
-    """``dataset`` with sparse leaves made dense and ragged ones padded with zeros, as Keras does.
+def densified(dataset: Any, *, keep_sparse: bool = False) -> Any:
+    """``dataset`` with ragged leaves padded with zeros and sparse ones made dense, as Keras does.
 
     NOTE [ sparse and ragged leaves ]: on the TensorFlow path (``as_dataset()``, the
     TF backend) a pipeline's ``tf.SparseTensor`` and ``tf.RaggedTensor`` components
-    reach the model as they are, as Keras passes them. NumPy batches (``epoch()``,
-    ``feeders validate``, the JAX and torch backends) have no such types, so each
-    batch is made dense here, in the pipeline: ``tf.sparse.to_dense``, and
-    ``RaggedTensor.to_tensor()`` (zeros up to the longest row of the batch), which is
-    what Keras' own conversion to NumPy does. A dataset without them is returned as it is.
+    reach the model as they are, as Keras passes them. The NumPy path (``epoch()``,
+    the JAX and torch backends) pads each ragged batch here, in the pipeline, with
+    ``RaggedTensor.to_tensor()`` (zeros up to the batch's longest row, as Keras' own
+    conversion does). ``keep_sparse``: 2-D sparse batches stay sparse, to become
+    :class:`~feeders.sources.array_likes.SparseRows` (a ``BCOO`` on JAX, dense for
+    torch and ``epoch()``: NOTE [ sparse and ragged batches ]); other sparse leaves
+    are made dense (``tf.sparse.to_dense``). A dataset without them is returned as it is.
     """
     import tensorflow as tf
 
@@ -403,12 +416,19 @@ def densified(dataset: Any) -> Any:
 
     def dense(t: Any) -> Any:
         if isinstance(t, tf.SparseTensor):
-            return tf.sparse.to_dense(t)
+            return t if keep_sparse and t.shape.rank == 2 else tf.sparse.to_dense(t)
         return t.to_tensor() if isinstance(t, tf.RaggedTensor) else t
 
     if isinstance(structure, tuple):  # tf.data unpacks a tuple element into arguments
         return dataset.map(lambda *e: tuple(tf.nest.map_structure(dense, e)))
     return dataset.map(lambda e: tf.nest.map_structure(dense, e))
+
+
+def _host_leaf(leaf: Any) -> Any:
+    """An eager ``tf.SparseTensor`` as :class:`SparseRows`, a tensor as NumPy."""
+    if type(leaf).__name__ == "SparseTensor":
+        return sparse_rows(leaf.indices, leaf.values, leaf.dense_shape)
+    return leaf.numpy()
 
 
 def _check_batching(specs: list[Any], names: list[str], unbatched: bool) -> None:
