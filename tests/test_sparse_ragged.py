@@ -130,3 +130,57 @@ def test_tf_data_sparse_elements_shuffle_by_seed_and_densify_as_numpy() -> None:
     tf_batches = list(replay.as_dataset())  # epoch 1, on the TF path: sparse
     assert all(isinstance(x, tf.SparseTensor) for x, _ in tf_batches)
     assert [y.numpy().tolist() for _, y in tf_batches] == [y.tolist() for _, y in numpy]
+
+
+def test_ragged_arrays_batch_by_rows_in_the_epoch_order_and_pad_per_batch() -> None:
+    tf = pytest.importorskip("tensorflow")
+    import numpy as np
+
+    import feeders
+
+    # Rows of lengths 0..4 with an inner dimension; row i holds the value i.
+    lengths = [i % 5 for i in range(10)]
+    rows = [[[float(i), -float(i)]] * n for i, n in enumerate(lengths)]
+    ragged = tf.ragged.constant(rows, ragged_rank=1, inner_shape=(2,))
+    ids = np.arange(10)
+    feeder = feeders.adapt(ragged, ids, batch_size=4, seed=5)
+    assert feeder.spec.x.shape == (None, None, 2) and feeder.spec.x.kind == "ragged"
+    for x, y, _ in feeder.epoch(2):
+        width = max(lengths[i] for i in y)
+        expected = np.zeros((len(y), width, 2), np.float32)
+        for row, i in enumerate(y):
+            expected[row, : lengths[i]] = [i, -i]
+        np.testing.assert_array_equal(x, expected)  # float32, as Keras casts floats
+    train, val = feeder.split(0.2)
+    assert [y.tolist() for _, y, _ in val.epoch(0)] == [[8, 9]]
+    tf_batches = list(val.as_dataset())
+    assert [x.to_list() for x, _ in tf_batches] == [rows[8:]]
+    assert tf_batches[0][0].dtype == tf.float32
+
+
+def test_sequence_batches_of_sparse_tensors_stay_sparse_for_tensorflow() -> None:
+    tf = pytest.importorskip("tensorflow")
+    sparse = pytest.importorskip("scipy.sparse")
+    import keras
+    import numpy as np
+
+    import feeders
+
+    dense = np.eye(12, 5, dtype=np.float32)
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, i: int) -> tuple:
+            return sparse.csr_matrix(dense[4 * i : 4 * i + 4]), np.arange(4 * i, 4 * i + 4)
+
+    feeder = feeders.adapt(Batches(), shuffle=False, workers=2, use_multiprocessing=False)
+    assert feeder.spec.x.kind == "sparse"
+    numpy = list(feeder.epoch(0))
+    np.testing.assert_array_equal(np.concatenate([x for x, _, _ in numpy]), dense)
+    tf_batches = list(feeder.as_dataset())
+    assert all(isinstance(x, tf.SparseTensor) for x, _ in tf_batches)
+    np.testing.assert_array_equal(
+        np.concatenate([tf.sparse.to_dense(x).numpy() for x, _ in tf_batches]), dense
+    )
