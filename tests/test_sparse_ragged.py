@@ -152,6 +152,7 @@ def test_ragged_arrays_batch_by_rows_in_the_epoch_order_and_pad_per_batch() -> N
             expected[row, : lengths[i]] = [i, -i]
         np.testing.assert_array_equal(x, expected)  # float32, as Keras casts floats
     train, val = feeder.split(0.2)
+    assert train.source.num_samples == 8
     assert [y.tolist() for _, y, _ in val.epoch(0)] == [[8, 9]]
     tf_batches = list(val.as_dataset())
     assert [x.to_list() for x, _ in tf_batches] == [rows[8:]]
