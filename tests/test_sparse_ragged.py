@@ -185,3 +185,31 @@ def test_sequence_batches_of_sparse_tensors_stay_sparse_for_tensorflow() -> None
     np.testing.assert_array_equal(
         np.concatenate([tf.sparse.to_dense(x).numpy() for x, _ in tf_batches]), dense
     )
+
+
+@pytest.mark.parametrize("kind", ["sparse", "ragged"])
+def test_sparse_and_ragged_arrays_gathered_by_tf_ops_are_the_numpy_epochs(kind: str) -> None:
+    tf = pytest.importorskip("tensorflow")
+    sparse = pytest.importorskip("scipy.sparse")
+    import numpy as np
+
+    import feeders
+
+    rng = np.random.default_rng(0)
+    dense = (rng.random((23, 7)) * (rng.random((23, 7)) < 0.3)).astype(np.float32)
+    lengths = [i % 5 for i in range(23)]  # 43 values, some rows empty
+    x = {
+        "sparse": sparse.csr_matrix(dense),
+        "ragged": tf.RaggedTensor.from_row_lengths(rng.random(43, dtype=np.float32), lengths),
+    }[kind]
+    to_numpy = {"sparse": tf.sparse.to_dense, "ragged": lambda t: t.to_tensor()}[kind]
+    feeder = feeders.adapt(x, np.arange(23), batch_size=5, seed=4)  # a partial batch of 3
+    expected = [list(feeder.epoch(n)) for n in range(2)]
+    dataset = feeder.as_dataset()
+    for epoch in expected:  # each iteration of the dataset is the next epoch
+        found = list(dataset)
+        assert len(found) == len(epoch) == 5
+        for (x_tf, y_tf), (x_np, y_np, _) in zip(found, epoch, strict=True):
+            assert type(x_tf).__name__ == {"sparse": "SparseTensor", "ragged": "RaggedTensor"}[kind]
+            np.testing.assert_array_equal(y_tf.numpy(), y_np)
+            np.testing.assert_array_equal(to_numpy(x_tf).numpy(), x_np)
