@@ -213,3 +213,36 @@ def test_sparse_and_ragged_arrays_gathered_by_tf_ops_are_the_numpy_epochs(kind: 
             assert type(x_tf).__name__ == {"sparse": "SparseTensor", "ragged": "RaggedTensor"}[kind]
             np.testing.assert_array_equal(y_tf.numpy(), y_np)
             np.testing.assert_array_equal(to_numpy(x_tf).numpy(), x_np)
+
+
+def test_sharded_sparse_sequences_pad_their_last_round_with_masked_rows() -> None:
+    tf = pytest.importorskip("tensorflow")
+    sparse = pytest.importorskip("scipy.sparse")
+    import keras
+    import numpy as np
+
+    import feeders
+
+    dense = np.arange(50, dtype=np.float32).reshape(10, 5)
+
+    class Batches(keras.utils.PyDataset):
+        batch_size = 4
+
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, i: int) -> tuple:
+            rows = slice(4 * i, min(4 * i + 4, 10))
+            return sparse.csr_matrix(dense[rows]), np.arange(10)[rows]
+
+    # Process 0 of 2 reads global batches 0 and 2; batch 2 has 2 rows, padded with row 8.
+    feeder = feeders.adapt(Batches(), shuffle=False).shard(0, 2)
+    assert feeder.spec.x.kind == "sparse"
+    (x0, y0, w0), (x1, y1, w1) = feeder.epoch(0)
+    np.testing.assert_array_equal(x0, dense[:4])
+    assert (y0.tolist(), w0.tolist()) == ([0, 1, 2, 3], [1.0] * 4)
+    np.testing.assert_array_equal(x1, dense[[8, 9, 8, 8]])
+    assert (y1.tolist(), w1.tolist()) == ([8, 9, 8, 8], [1.0, 1.0, 0.0, 0.0])
+    tf_batches = list(feeder.as_dataset())
+    assert all(isinstance(x, tf.SparseTensor) for x, *_ in tf_batches)
+    np.testing.assert_array_equal(tf.sparse.to_dense(tf_batches[1][0]).numpy(), x1)
