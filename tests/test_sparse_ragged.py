@@ -246,3 +246,18 @@ def test_sharded_sparse_sequences_pad_their_last_round_with_masked_rows() -> Non
     tf_batches = list(feeder.as_dataset())
     assert all(isinstance(x, tf.SparseTensor) for x, *_ in tf_batches)
     np.testing.assert_array_equal(tf.sparse.to_dense(tf_batches[1][0]).numpy(), x1)
+
+
+def test_class_weight_with_sparse_targets_is_refused() -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    import numpy as np
+
+    import feeders
+
+    one_hot = sparse.csr_matrix(np.eye(10, 3, dtype=np.float32))
+    with pytest.raises(
+        ValueError,
+        match=r"`class_weight` looks up each sample's class in dense targets, but y is sparse "
+        r"\(shape \(None, 3\)\)\. Pass the labels as a dense array",
+    ):
+        feeders.adapt(np.zeros((10, 2)), one_hot, batch_size=4, class_weight={0: 1.0, 1: 2.0})
