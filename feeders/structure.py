@@ -98,17 +98,14 @@ def map_tree(fn: Callable[[Any], Any], tree: Tree) -> Tree:
     return packer(tree)([fn(leaf) for leaf in flatten(tree)])
 
 
-LEAF_KINDS = ("dense", "sparse", "ragged")
-
-
 @dataclass(frozen=True)
 class ArraySpec:
     """Shape (batch dimension ``None``), dtype and kind of one leaf of a batch.
 
-    ``kind`` is ``"dense"`` (an array), or ``"sparse"``/``"ragged"`` for a
-    ``tf.SparseTensor``/``tf.RaggedTensor`` leaf that the TensorFlow path keeps
-    as it is (NOTE [ sparse and ragged leaves ]); NumPy batches of such a leaf
-    are dense (a ragged one padded with zeros), so its ragged dims are ``None``.
+    ``kind`` is ``"dense"`` (an array), or ``"sparse"``/``"ragged"`` for a leaf that
+    reaches a TF model as a ``tf.SparseTensor``/``tf.RaggedTensor`` (NOTE [ sparse and
+    ragged batches ], in :mod:`feeders.sources.array_likes`); its dense form has the
+    same shape, a ragged dimension (``None``) padded per batch.
     """
 
     shape: tuple[int | None, ...]

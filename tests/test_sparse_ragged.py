@@ -1,12 +1,11 @@
 """tf.SparseTensor / tf.RaggedTensor (and scipy.sparse) inputs, through fit and predict on every backend.
 
-What Keras 3.15 does, and feeders matches (NOTE [ sparse and ragged leaves ] in
-:mod:`feeders.sources.tf_data`): on TensorFlow a model whose input takes them
+What Keras 3.15 does, and feeders matches (NOTE [ sparse and ragged batches ] in
+:mod:`feeders.sources.array_likes`): on TensorFlow a model whose input takes them
 (``keras.Input(sparse=True)`` / ``ragged=True``) receives sparse and ragged
 tensors as they are, from the tf.data, generator and arrays sources alike; JAX
 receives sparse batches as ``BCOO`` and ragged ones dense; torch receives dense
-batches; a ragged batch is padded with zeros to its longest row (NOTE [ sparse
-and ragged batches ] in :mod:`feeders.sources.array_likes`). Each backend runs in its own process
+batches; a ragged batch is padded with zeros to its longest row. Each backend runs in its own process
 (``tests/scripts/sparse_ragged_batches.py``, side by side); backends that are not
 installed are skipped.
 """

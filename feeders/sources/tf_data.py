@@ -398,9 +398,10 @@ def _leaf_kind(spec: Any) -> str:
 def densified(dataset: Any, *, keep_sparse: bool = False) -> Any:
     """``dataset`` with ragged leaves padded with zeros and sparse ones made dense, as Keras does.
 
-    NOTE [ sparse and ragged leaves ]: on the TensorFlow path (``as_dataset()``, the
-    TF backend) a pipeline's ``tf.SparseTensor`` and ``tf.RaggedTensor`` components
-    reach the model as they are, as Keras passes them. The NumPy path (``epoch()``,
+    On the TensorFlow path (``as_dataset()``, the TF backend) a pipeline's
+    ``tf.SparseTensor`` and ``tf.RaggedTensor`` components reach the model as they
+    are, as Keras passes them (NOTE [ sparse and ragged batches ], in
+    :mod:`feeders.sources.array_likes`). The NumPy path (``epoch()``,
     the JAX and torch backends) pads each ragged batch here, in the pipeline, with
     ``RaggedTensor.to_tensor()`` (zeros up to the batch's longest row, as Keras' own
     conversion does). ``keep_sparse``: 2-D sparse batches stay sparse, to become
