@@ -20,8 +20,10 @@ what Keras hands that backend: on the TensorFlow path a ``tf.SparseTensor`` /
 ``tf.RaggedTensor`` (``to_tf()``); on JAX a sparse leaf is a ``BCOO``
 (``to_jax()``); everything else gets it dense (``Feeder.epoch()``, torch, a ragged
 leaf on JAX: ``dense()``, a ragged batch padded with zeros to its longest row, as
-Keras pads it), so memory grows by one dense batch, not by the dense data. The arrays source, generators and Sequences (their batches are checked
-by :class:`feeders.structure.BatchChecker`) share these two classes.
+Keras pads it), so memory grows by one dense batch, not by the dense data. The
+arrays source, generators, Sequences (their batches are checked by
+:class:`feeders.structure.BatchChecker`) and the tf.data source's NumPy path share
+these two classes; ``structure.composite_handoff`` is the one conversion.
 """
 
 from __future__ import annotations
