@@ -65,7 +65,11 @@ class Source(Protocol):
         ...
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
-        """The batches of epoch ``n`` from batch ``start`` on, as NumPy ``(x, y, sample_weight)``."""
+        """The batches of epoch ``n`` from batch ``start`` on, as NumPy ``(x, y, sample_weight)``.
+
+        A leaf whose spec is sparse or ragged may be a ``SparseRows``/``RaggedRows``
+        (NOTE [ sparse and ragged batches ], in :mod:`feeders.sources.array_likes`).
+        """
         ...
 
     def close(self) -> None:
