@@ -260,3 +260,20 @@ def test_class_weight_with_sparse_targets_is_refused() -> None:
         r"\(shape \(None, 3\)\)\. Pass the labels as a dense array",
     ):
         feeders.adapt(np.zeros((10, 2)), one_hot, batch_size=4, class_weight={0: 1.0, 1: 2.0})
+
+
+def test_sparse_batches_put_on_the_jax_device_ahead_stay_bcoo() -> None:
+    pytest.importorskip("jax")
+    sparse = pytest.importorskip("scipy.sparse")
+    import numpy as np
+    from jax.experimental import sparse as jax_sparse
+
+    import feeders
+    from feeders.backends.jax_batches import jax_batches
+
+    dense = np.eye(6, 4, dtype=np.float32)
+    feeder = feeders.adapt(sparse.csr_matrix(dense), np.arange(6), batch_size=4, shuffle=False)
+    # ahead=True: the accelerator's path (jax.device_put of every leaf), here on the CPU.
+    batches = list(jax_batches(feeder._keras_pass(to="jax"), ahead=True))
+    assert all(isinstance(x, jax_sparse.BCOO) for x, _ in batches)
+    np.testing.assert_array_equal(np.concatenate([x.todense() for x, _ in batches]), dense)
