@@ -36,6 +36,7 @@ from feeders.structure import (
     BatchSpec,
     Tree,
     check_names,
+    composite_handoff,
     flatten,
     lists_to_tuples,
     map_tree,
@@ -66,7 +67,11 @@ class Source(Protocol):
         ...
 
     def epoch(self, n: int, start: int = 0) -> Iterator[Batch]:
-        """The batches of epoch ``n`` from batch ``start`` on, as NumPy ``(x, y, sample_weight)``."""
+        """The batches of epoch ``n`` from batch ``start`` on, as NumPy ``(x, y, sample_weight)``.
+
+        A leaf whose spec is sparse or ragged may be a ``SparseRows``/``RaggedRows``
+        (NOTE [ sparse and ragged batches ], in :mod:`feeders.sources.array_likes`).
+        """
         ...
 
     def close(self) -> None:
@@ -151,8 +156,14 @@ class Feeder(KerasHandOff):
         return self._spec_for(self._weighting)
 
     def epoch(self, n: int, start: int = 0, *, shuffle: bool = True) -> Iterator[Batch]:
-        """Epoch ``n`` from batch ``start``, weighted; ``shuffle=False``: in natural order."""
-        return self._weighted(self._source_epoch(n, start, shuffle=shuffle), self._weighting)
+        """Epoch ``n`` from batch ``start``, weighted; ``shuffle=False``: in natural order.
+
+        NumPy batches: sparse and ragged leaves are made dense (NOTE [ sparse and
+        ragged batches ], in :mod:`feeders.sources.array_likes`).
+        """
+        batches = self._weighted(self._source_epoch(n, start, shuffle=shuffle), self._weighting)
+        convert = composite_handoff(self.source.spec, to="numpy")
+        return batches if convert is None else _converted(batches, convert)
 
     def _source_epoch(
         self, n: int, start: int, *, shuffle: bool = True, counts: bool = True
@@ -443,8 +454,14 @@ class Feeder(KerasHandOff):
             return source_spec
         return BatchSpec(source_spec.x, source_spec.y, _weight_spec(weighting, source_spec))
 
-    def _keras_pass(self, mode: _Mode = TRAINING) -> Iterator[tuple[Tree, ...]]:
+    def _keras_pass(
+        self, mode: _Mode = TRAINING, *, to: str = "numpy"
+    ) -> Iterator[tuple[Tree, ...]]:
         """One pass as Keras takes batches: ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``.
+
+        Sparse and ragged leaves become what Keras hands the consumer ``to`` (``"tf"``,
+        ``"jax"`` or ``"numpy"``; NOTE [ sparse and ragged batches ], in
+        :mod:`feeders.sources.array_likes`).
 
         NOTE [ the failure behind a graph error ]: an exception raised while
         making a batch is recorded before it propagates, because on the
@@ -457,6 +474,9 @@ class Feeder(KerasHandOff):
             return
         self._failure = None  # one left by a pass nobody reported (e.g. outside Keras)
         tuples = self._tuples(mode)
+        convert = composite_handoff(spec, to=to)
+        if convert is not None:
+            tuples = (tuple(convert(part) for part in batch) for batch in tuples)
         if any(isinstance(part, list) for part in (spec.x, spec.y, spec.sample_weight)):
             tuples = (tuple(lists_to_tuples(part) for part in batch) for batch in tuples)
         try:
@@ -540,7 +560,7 @@ class Feeder(KerasHandOff):
         """The next pass, put on the JAX device one step ahead (:mod:`feeders.backends`)."""
         from feeders.backends.jax_batches import jax_batches
 
-        return jax_batches(self._keras_pass(mode), rescale=rescale_of(self.source))
+        return jax_batches(self._keras_pass(mode, to="jax"), rescale=rescale_of(self.source))
 
     def _torch_loader(self, mode: _Mode) -> Any:
         """A ``DataLoader``; each iteration is the next pass (:mod:`feeders.backends`)."""
@@ -626,6 +646,15 @@ class _KerasPass(KerasHandOff):
         return self.feeder.partial_batch_size
 
 
+def _converted(batches: Iterator[Batch], convert: Callable[[Tree], Tree]) -> Iterator[Batch]:
+    for x, y, sample_weight in batches:
+        yield (
+            convert(x),
+            None if y is None else convert(y),
+            None if sample_weight is None else convert(sample_weight),
+        )
+
+
 def _owned_by(dataset: Any, feeder: Feeder) -> Any:
     """``dataset``, keeping ``feeder`` alive for as long as it (NOTE [ no strong reference from TF ])."""
     dataset._feeders_owner = feeder
@@ -637,7 +666,7 @@ def _weak_pass(ref: weakref.ref[Feeder], mode: _Mode) -> Iterator[tuple[Tree, ..
     feeder = ref()
     if feeder is None:
         raise RuntimeError("The feeder behind this tf.data pipeline was garbage collected.")
-    yield from feeder._keras_pass(mode)
+    yield from feeder._keras_pass(mode, to="tf")
 
 
 def _weak_claim(ref: weakref.ref[Feeder], training: bool) -> Callable[[], tuple[int, int]]:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from feeders.sources.array_likes import RaggedRows, SparseRows, as_numpy
 from feeders.structure import ArraySpec, Batch, BatchSpec, Tree, flatten, map_tree
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ def masked_spec(spec: BatchSpec, batch_size: int | None) -> BatchSpec:
     """``spec`` with a fixed batch dimension and a ``sample_weight`` (masks need one)."""
 
     def fixed(leaf: ArraySpec) -> ArraySpec:
-        return ArraySpec((batch_size, *leaf.shape[1:]), leaf.dtype)
+        return ArraySpec((batch_size, *leaf.shape[1:]), leaf.dtype, leaf.kind)
 
     weights = (
         ArraySpec((batch_size,), WEIGHT_DTYPE)
@@ -244,13 +245,17 @@ def pad_rows(batch: Batch, rows: int, real: bool) -> Batch:
     leaf, only for that batch.
     """
     x, y, sample_weight = batch
-    have = len(flatten(x)[0])
+    have = np.shape(flatten(x)[0])[0]  # a scipy matrix has a shape but no len()
     mask = np.arange(max(rows, have)) < (have if real else 0)
 
     def pad(leaf: Any) -> Any:
-        leaf = np.asarray(leaf)
+        leaf = as_numpy(leaf, "x")  # sparse and ragged leaves become rows that gather
+        if not isinstance(leaf, SparseRows | RaggedRows):
+            leaf = np.asarray(leaf)
         if len(leaf) >= rows:
             return leaf
+        if not isinstance(leaf, np.ndarray):  # sparse/ragged rows: a gather pads them
+            return leaf[np.r_[np.arange(len(leaf)), np.zeros(rows - len(leaf), np.intp)]]
         return np.concatenate([leaf, np.repeat(leaf[:1], rows - len(leaf), axis=0)])
 
     if have < rows:

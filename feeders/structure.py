@@ -14,13 +14,14 @@ holds bad weights fails naming its index, epoch and field.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 import numpy as np
 
-from feeders.sources.array_likes import as_numpy, dense
+from feeders.sources.array_likes import RaggedRows, SparseRows, as_numpy, dense, leaf_kind
 
 Tree: TypeAlias = Any
 """An ndarray, or a list/tuple/dict nesting of ndarrays."""
@@ -99,14 +100,33 @@ def map_tree(fn: Callable[[Any], Any], tree: Tree) -> Tree:
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """Shape (batch dimension ``None``) and dtype of one leaf of a batch."""
+    """Shape (batch dimension ``None``), dtype and kind of one leaf of a batch.
+
+    ``kind`` is ``"dense"`` (an array), or ``"sparse"``/``"ragged"`` for a leaf that
+    reaches a TF model as a ``tf.SparseTensor``/``tf.RaggedTensor`` (NOTE [ sparse and
+    ragged batches ], in :mod:`feeders.sources.array_likes`); its dense form has the
+    same shape, a ragged dimension (``None``) padded per batch.
+    """
 
     shape: tuple[int | None, ...]
     dtype: np.dtype[Any]
+    kind: str = "dense"
 
     def describe(self) -> str:
         dims = ", ".join("None" if d is None else str(d) for d in self.shape)
-        return f"({dims}) {self.dtype}"
+        return f"({dims}) {self.dtype}" + ("" if self.kind == "dense" else f" {self.kind}")
+
+    def to_tf(self) -> Any:
+        """The ``tf.TypeSpec`` of this leaf on the TensorFlow path."""
+        import tensorflow as tf
+
+        dtype = tf.as_dtype(self.dtype)
+        if self.kind == "sparse":
+            return tf.SparseTensorSpec(self.shape, dtype)
+        if self.kind == "ragged":
+            ragged = max([1, *(i for i, d in enumerate(self.shape) if d is None)])
+            return tf.RaggedTensorSpec(self.shape, dtype, ragged_rank=ragged)
+        return tf.TensorSpec(self.shape, dtype)
 
 
 @dataclass(frozen=True)
@@ -136,12 +156,7 @@ class BatchSpec:
 
     def to_tf(self) -> Any:
         """The ``tf.data`` ``element_spec`` of ``as_dataset()``."""
-        import tensorflow as tf
-
-        def tensor_spec(spec: ArraySpec) -> tf.TensorSpec:
-            return tf.TensorSpec(spec.shape, tf.as_dtype(spec.dtype))
-
-        return tuple(lists_to_tuples(map_tree(tensor_spec, part)) for part in self.parts())
+        return tuple(lists_to_tuples(map_tree(ArraySpec.to_tf, part)) for part in self.parts())
 
 
 def lists_to_tuples(tree: Tree) -> Tree:
@@ -154,6 +169,8 @@ def lists_to_tuples(tree: Tree) -> Tree:
 
 
 def _leaf_spec(leaf: Any) -> ArraySpec:
+    if isinstance(leaf, SparseRows | RaggedRows):
+        return ArraySpec((None, *leaf.shape[1:]), leaf.dtype, leaf_kind(leaf))
     array = np.asarray(leaf)
     if array.ndim == 0:
         raise ValueError(
@@ -323,14 +340,39 @@ def _arrays(tree: Tree, where: str, describe: Callable[[], str]) -> Tree:
     return array
 
 
-def _as_array(leaf: Any, where: str) -> np.ndarray:
-    """A batch leaf as NumPy: torch/JAX/TF tensors, pandas and sparse rows converted.
+def _as_array(leaf: Any, where: str) -> Any:
+    """A batch leaf as NumPy: torch/JAX/TF tensors and pandas converted; sparse and ragged
+    ones as :class:`SparseRows` / :class:`RaggedRows` (NOTE [ sparse and ragged batches ]).
 
     (:mod:`feeders.sources.array_likes` says how each kind converts.)
     """
     if type(leaf) is np.ndarray:
         return leaf
-    return np.asarray(dense(as_numpy(leaf, where)))
+    converted = as_numpy(leaf, where)
+    return converted if isinstance(converted, SparseRows | RaggedRows) else np.asarray(converted)
+
+
+def composite_handoff(spec: BatchSpec, *, to: str) -> Callable[[Tree], Tree] | None:
+    """What turns a batch part's sparse and ragged leaves into what the consumer ``to`` takes.
+
+    NOTE [ sparse and ragged batches ] (in :mod:`feeders.sources.array_likes`), as
+    Keras hands them over: ``"tf"`` gets ``tf.SparseTensor`` / ``tf.RaggedTensor``,
+    ``"jax"`` sparse leaves as ``jax.experimental.sparse.BCOO`` and ragged ones
+    dense, ``"numpy"`` (``epoch()``, torch) dense arrays. ``None`` when ``spec`` has
+    no such leaf (no cost per batch).
+    """
+    kinds = {leaf.kind for part in spec.parts() for leaf in flatten(part)}
+    if kinds <= {"dense"}:
+        return None
+
+    def convert(leaf: Any) -> Any:
+        if isinstance(leaf, SparseRows):
+            return leaf.to_tf() if to == "tf" else leaf.to_jax() if to == "jax" else leaf.dense()
+        if isinstance(leaf, RaggedRows):
+            return leaf.to_tf() if to == "tf" else leaf.dense()
+        return leaf
+
+    return functools.partial(map_tree, convert)
 
 
 class _Mismatch(Exception):
@@ -405,21 +447,34 @@ class BatchChecker:
 def _compile(template: Tree, where: str) -> Walk:
     """A function that checks a tree against ``template`` and returns it as NumPy."""
     if isinstance(template, ArraySpec):
-        dtype, ndim, inner = template.dtype, len(template.shape), template.shape[1:]
+        dtype, ndim, inner, spec_kind = (
+            template.dtype,
+            len(template.shape),
+            template.shape[1:],
+            template.kind,
+        )
         dims = ", ".join("None" if d is None else str(d) for d in template.shape)
         expected_shape = f"shape ({dims})"
+        open_dims = [i for i, d in enumerate(inner) if d is None]  # a ragged batch's own lengths
 
-        def leaf(tree: Any, rows: list[tuple[str, int]]) -> np.ndarray:
-            if type(tree) is np.ndarray:
+        def leaf(tree: Any, rows: list[tuple[str, int]]) -> Any:
+            if type(tree) is np.ndarray and spec_kind == "dense":
                 array = tree
             elif tree is None or isinstance(tree, Mapping | list | tuple):
                 got = "None" if tree is None else f"a {type(tree).__name__}"
                 raise _Mismatch(where, got, "an array")
             else:
                 array = _as_array(tree, where)
+                if spec_kind == "dense":
+                    array = dense(array)
+                elif leaf_kind(array) != spec_kind:
+                    raise _Mismatch(where, f"a {leaf_kind(array)} array", f"a {spec_kind} one")
             if array.dtype != dtype:
                 raise _Mismatch(where, f"dtype {array.dtype}", f"dtype {dtype}")
-            if array.ndim != ndim or array.shape[1:] != inner:
+            shape = array.shape[1:]
+            if open_dims:
+                shape = tuple(None if i in open_dims else d for i, d in enumerate(shape))
+            if array.ndim != ndim or shape != inner:
                 raise _Mismatch(where, f"shape {array.shape}", expected_shape)
             rows.append((where, array.shape[0]))
             return array

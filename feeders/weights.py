@@ -147,6 +147,14 @@ class Weighting:
         leaves = flatten(y_template)
         names = _output_names(y_template, output_names)
         self._where = paths(y_template, "y")
+        for leaf, where in zip(leaves, self._where, strict=True):
+            kind = getattr(leaf, "kind", "dense")
+            if kind != "dense":
+                raise ValueError(
+                    f"`class_weight` looks up each sample's class in dense targets, but "
+                    f"{where} is {kind} (shape {leaf.shape}). Pass the labels as a dense "
+                    "array, or weight the samples with sample_weight instead."
+                )
         self._tables = _tables_per_output(class_weight, y_template, leaves, names)
 
     def __call__(self, y: Tree | None, sample_weight: Tree | None) -> Tree | None:

@@ -79,14 +79,20 @@ def test_jax_arrays_are_arrays() -> None:
     _fits(feeder)
 
 
-def test_tf_sparse_tensors_are_arrays_and_ragged_ones_are_refused() -> None:
+def test_tf_sparse_tensors_are_arrays() -> None:
     tf = pytest.importorskip("tensorflow")
     dense = X * (X % 4 == 0)
     feeder = feeders.adapt(tf.sparse.from_dense(dense), Y, batch_size=8, seed=0)
     _same(_batches(feeder), _batches(feeders.adapt(dense, Y, batch_size=8, seed=0)))
-    ragged = tf.ragged.constant([[1.0], [2.0, 3.0]])
-    with pytest.raises(TypeError, match=r"`x` is a tf.RaggedTensor .* Pad it \(`.to_tensor\(\)`\)"):
-        feeders.adapt(ragged, np.zeros(2))
+
+
+def test_ragged_tensors_with_more_than_one_ragged_dimension_are_refused() -> None:
+    tf = pytest.importorskip("tensorflow")
+    nested = tf.ragged.constant([[[1.0], [2.0, 3.0]], [[4.0]]])
+    with pytest.raises(
+        TypeError, match=r"`x` is a tf.RaggedTensor of shape \(2, None, None\) with ragged_rank=2"
+    ):
+        feeders.adapt(nested, np.zeros(2))
 
 
 def test_generator_batches_of_tensors_and_sparse_tensors_are_converted() -> None:
@@ -102,6 +108,12 @@ def test_generator_batches_of_tensors_and_sparse_tensors_are_converted() -> None
 
     def ragged():  # type: ignore[no-untyped-def]
         yield tf.ragged.constant([[1.0], [2.0, 3.0]]), np.zeros(2)
+        yield np.zeros((2, 3), np.float32), np.zeros(2)  # dense where batch 0 was ragged
 
-    with pytest.raises(TypeError, match=r"`x` is a tf.RaggedTensor \(shape \(2, None\)\)"):
-        feeders.adapt(ragged, num_batches=1)
+    feeder = feeders.adapt(ragged, num_batches=2)
+    with pytest.raises(
+        ValueError,
+        match=r"Batch 1 of the generator \(epoch 0\) changed x: it has a dense array where "
+        r"batch 0 had a ragged one",
+    ):
+        list(feeder.epoch(0))

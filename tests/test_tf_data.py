@@ -355,12 +355,14 @@ def test_targets_outside_the_dataset_are_refused() -> None:
         feeders.adapt(id_dataset(), y6)
 
 
-def test_ragged_elements_are_refused() -> None:
-    ragged = tf.data.Dataset.from_tensor_slices(tf.ragged.constant([[1], [2, 3]])).batch(2)
+def test_elements_that_are_not_tensors_are_refused() -> None:
+    windows = tf.data.Dataset.range(6).window(2)  # elements are datasets
     with pytest.raises(
-        TypeError, match="must hold dense tensors, but element is a RaggedTensorSpec"
+        TypeError,
+        match=r"must hold tensors, sparse tensors or ragged tensors, but element is a "
+        r"DatasetSpec\. Map it",
     ):
-        feeders.adapt(ragged)
+        feeders.adapt(windows)
 
 
 def test_drop_remainder_without_batch_size_is_refused() -> None:

@@ -3,7 +3,11 @@
 (a) one epoch of ``feeder.as_dataset()`` (what ``fit`` consumes on TensorFlow) vs
     ``ArrayDataAdapter(...).get_tf_dataset()`` — target ≥ 2×;
 (b) one epoch of plain NumPy batches vs ``get_numpy_iterator()`` — target ≥ 1×;
-(c) one ``fit`` epoch through the feeder vs ``fit`` on the arrays — target ≤ 1.05×.
+(c) one ``fit`` epoch through the feeder vs ``fit`` on the arrays — target ≤ 1.05×;
+(d) one epoch of ``as_dataset()`` over a ``scipy.sparse`` CSR matrix (MNIST-sized rows,
+    5% dense) and over a ``tf.RaggedTensor`` (rows of 1–63 values), whose batches are
+    ``tf.SparseTensor``/``tf.RaggedTensor``, vs ``get_tf_dataset()`` on the same — no
+    target (Keras' own gather is the reference), reported.
 
 Run: ``python -m feeders.benchmarks.bench_arrays [--quick]`` (JSON lines on stdout).
 """
@@ -11,6 +15,7 @@ Run: ``python -m feeders.benchmarks.bench_arrays [--quick]`` (JSON lines on stdo
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -87,6 +92,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         },
         repeats,
     )
+    composite, composite_batches = _composite(args.quick, repeats, batch, drain)
+    measured.update(composite)
     rows = {}
     for group, timings in measured.items():
         unit = "s/epoch" if group == "fit" else "batches/s"
@@ -94,7 +101,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             rows[name] = Measurement(
                 name,
                 unit,
-                num_batches,
+                composite_batches if group in composite else num_batches,
                 {**config, "path": group, "keras": keras.__version__},
                 seconds,
             ).row(SUITE)
@@ -124,7 +131,60 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             ),
         ]
     )
+    out += emit(
+        [
+            ratio_row(
+                SUITE,
+                f"as_dataset vs Keras get_tf_dataset, {kind} x",
+                rows[f"feeders.as_dataset ({kind})"],
+                rows[f"keras ArrayDataAdapter.get_tf_dataset ({kind})"],
+                "",
+            )
+            for kind in ("sparse", "ragged")
+        ]
+    )
     return out
+
+
+def _composite(
+    quick: bool, repeats: int, batch: int, drain: Any
+) -> tuple[dict[str, dict[str, list[float]]], int]:
+    """(d): both sides' TF pipelines over sparse and ragged x, each made once (as ``fit`` does).
+
+    Returns:
+        The timings per group (``"sparse"``, ``"ragged"``) and the batches of an epoch.
+    """
+    import numpy as np
+    import tensorflow as tf
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    from scipy import sparse
+
+    import feeders
+
+    rng = np.random.default_rng(0)
+    samples = 4000 if quick else 20000
+    y = rng.integers(0, 10, samples)
+    lengths = rng.integers(1, 64, samples)
+    inputs = {
+        "sparse": sparse.random(
+            samples, 784, density=0.05, format="csr", dtype=np.float32, random_state=0
+        ),
+        "ragged": tf.RaggedTensor.from_row_lengths(
+            rng.random(int(lengths.sum()), dtype=np.float32), lengths
+        ),
+    }
+    measured = {}
+    for kind, x in inputs.items():
+        ours = feeders.adapt(x, y, batch_size=batch, shuffle=True, seed=0).as_dataset()
+        theirs = ArrayDataAdapter(x, y, batch_size=batch, shuffle=True).get_tf_dataset()
+        measured[kind] = interleaved(
+            {
+                f"feeders.as_dataset ({kind})": functools.partial(drain, ours),
+                f"keras ArrayDataAdapter.get_tf_dataset ({kind})": functools.partial(drain, theirs),
+            },
+            repeats,
+        )
+    return measured, -(-samples // batch)
 
 
 if __name__ == "__main__":

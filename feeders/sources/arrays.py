@@ -22,7 +22,7 @@ from feeders.sources._checks import (
     check_split,
     resolve_seed,
 )
-from feeders.sources.array_likes import SparseRows, as_numpy, dense
+from feeders.sources.array_likes import RaggedRows, SparseRows, as_numpy, leaf_kind
 from feeders.structure import (
     ArraySpec,
     Batch,
@@ -116,7 +116,11 @@ class ArraySource:
     def spec(self) -> BatchSpec:
         fixed = self.partial_batch_size is None
         leaves = iter(
-            ArraySpec((self.batch_size if fixed else None, *leaf.shape[1:]), cast or leaf.dtype)
+            ArraySpec(
+                (self.batch_size if fixed else None, *leaf.shape[1:]),
+                cast or leaf.dtype,
+                leaf_kind(leaf),
+            )
             for leaf, cast in zip(self._leaves, self._casts, strict=True)
         )
         return BatchSpec(
@@ -156,7 +160,7 @@ class ArraySource:
 
     def _batch(self, index: slice | np.ndarray) -> Batch:
         leaves = [
-            dense(leaf[index]) if cast is None else leaf[index].astype(cast)
+            leaf[index] if cast is None else leaf[index].astype(cast)
             for leaf, cast in zip(self._leaves, self._casts, strict=True)
         ]
         out: list[Tree | None] = []
@@ -176,18 +180,22 @@ class ArraySource:
         and chunking divides it (~2× Keras' per-batch gather, measured in
         ``feeders/benchmarks/bench_arrays.py``). The price is one TF copy of the
         arrays, made on first use and kept, as Keras makes; memory-mapped arrays
-        keep the zero-copy NumPy path. The order is the NumPy path's order, so
+        keep the zero-copy NumPy path. Sparse and ragged arrays are gathered batch by
+        batch into ``tf.SparseTensor``/``tf.RaggedTensor`` batches (their CSR or row-split
+        arrays are the TF copy). The order is the NumPy path's order, so
         both give identical batches (``shuffle=False``: the natural order). The
         pipeline's Python function holds no reference to this source, so the TF
         copy goes with the source (NOTE [ no strong reference from TF ]).
         """
         import tensorflow as tf
 
-        if any(isinstance(leaf, np.memmap | SparseRows) for leaf in self._leaves):
+        # Sparse and ragged arrays are gathered by TF ops too, into tf.SparseTensor /
+        # tf.RaggedTensor batches (NOTE [ sparse and ragged batches ]), as Keras gathers them.
+        if any(isinstance(leaf, np.memmap) for leaf in self._leaves):
             return None
         if self._tensors is None:
             self._tensors = tuple(
-                tf.convert_to_tensor(leaf if cast is None else leaf.astype(cast))
+                _to_tf(leaf if cast is None else leaf.astype(cast))
                 for leaf, cast in zip(self._leaves, self._casts, strict=True)
             )
         size, total, remainder = self.batch_size, self.num_samples, self.partial_batch_size
@@ -195,6 +203,10 @@ class ArraySource:
         chunk = int(np.clip(CHUNK_BYTES // (row_bytes * size), 1, MAX_CHUNK_BATCHES))
 
         seed, mode = self.seed, self.shuffle if shuffle else False
+        # Sparse and ragged gathers are by batch, as Keras gathers them (~2x from_generator,
+        # measured side by side; slicing chunks of them is not worth it).
+        widths = [leaf.shape[1] if isinstance(leaf, SparseRows) else None for leaf in self._leaves]
+        by_batch = any(isinstance(leaf, SparseRows | RaggedRows) for leaf in self._leaves)
 
         def orders() -> Iterator[np.ndarray]:
             n, start = claim_pass()
@@ -206,15 +218,20 @@ class ArraySource:
             full = tf.shape(order)[0] // size
             chunks = tf.data.Dataset.from_tensor_slices(
                 tf.reshape(order[: full * size], [full, size])
-            ).batch(chunk)
+            )
+            if not by_batch:
+                chunks = chunks.batch(chunk)
             if remainder:
+                rest = order[full * size :]
                 chunks = chunks.concatenate(
-                    tf.data.Dataset.from_tensors(order[full * size :][tf.newaxis])
+                    tf.data.Dataset.from_tensors(rest if by_batch else rest[tf.newaxis])
                 )
             return chunks
 
-        def gather(index: tf.Tensor, tensors: tuple[tf.Tensor, ...]) -> tuple[Tree, ...]:
-            return self._packed([tf.gather(t, index) for t in tensors])
+        def gather(index: tf.Tensor, tensors: tuple[Any, ...]) -> tuple[Tree, ...]:
+            return self._packed(
+                [_gather(t, index, width) for t, width in zip(tensors, widths, strict=True)]
+            )
 
         dataset = tf.data.Dataset.from_generator(
             orders, output_signature=tf.TensorSpec((None,), tf.int64)
@@ -224,8 +241,9 @@ class ArraySource:
             (dataset, tf.data.Dataset.from_tensors(self._tensors).repeat())
         )
         dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        # flat_map over slices measured ~2x faster than unbatch() here (TF 2.21).
-        dataset = dataset.flat_map(lambda *parts: tf.data.Dataset.from_tensor_slices(parts))
+        if not by_batch:
+            # flat_map over slices measured ~2x faster than unbatch() here (TF 2.21).
+            dataset = dataset.flat_map(lambda *parts: tf.data.Dataset.from_tensor_slices(parts))
         options = tf.data.Options()
         # As Keras does: the default rewrites serialise the graph (with the data) for no gain here.
         options.experimental_optimization.apply_default_optimizations = False
@@ -241,12 +259,15 @@ class ArraySource:
         import tensorflow as tf
 
         tensors = [
-            tf.constant(leaf if cast is None else leaf.astype(cast))
+            _to_tf(leaf if cast is None else leaf.astype(cast), tf.constant)
             for leaf, cast in zip(self._leaves, self._casts, strict=True)
         ]
+        widths = [leaf.shape[1] if isinstance(leaf, SparseRows) else None for leaf in self._leaves]
 
         def fetch(rows: Any) -> tuple[Tree, ...]:
-            return self._packed([tf.gather(t, rows) for t in tensors])
+            return self._packed(
+                [_gather(t, rows, width) for t, width in zip(tensors, widths, strict=True)]
+            )
 
         return fetch
 
@@ -357,7 +378,7 @@ def _as_arrays(part: Tree | None, name: str) -> Tree | None:
     if isinstance(part, list | tuple):
         return [_as_arrays(value, f"{name}[{i}]") for i, value in enumerate(part)]
     array = as_numpy(part, name)
-    if isinstance(array, SparseRows):
+    if isinstance(array, SparseRows | RaggedRows):
         return array
     array = np.asarray(array)
     if array.ndim == 0:
@@ -371,6 +392,47 @@ def _as_arrays(part: Tree | None, name: str) -> Tree | None:
             "Convert with np.asarray(..., dtype=...) or pad ragged rows."
         )
     return array
+
+
+def _to_tf(leaf: np.ndarray | SparseRows | RaggedRows, make: Any = None) -> Any:
+    """A leaf as TF tensors; a ragged one as ``(values, row_splits)``, a sparse one as
+    ``(column indices, values, row_splits)`` (its CSR arrays), which :func:`_gather` reads.
+
+    Why in parts: a ``tf.RaggedTensor`` captured whole travels as a variant that every
+    gather decodes again, the whole array each batch. ``make``: how an array becomes a
+    tensor (``tf.convert_to_tensor``; ``tf.constant`` for a graph that ships).
+    """
+    import tensorflow as tf
+
+    make = make or tf.convert_to_tensor
+    if isinstance(leaf, RaggedRows):
+        return make(leaf.values), make(leaf.row_splits)
+    if isinstance(leaf, SparseRows):
+        csr = leaf.matrix if leaf.matrix.has_sorted_indices else leaf.matrix.sorted_indices()
+        return tuple(
+            make(part)
+            for part in (csr.indices.astype(np.int64), csr.data, csr.indptr.astype(np.int64))
+        )
+    return make(leaf)
+
+
+def _gather(tensor: Any, rows: Any, width: int | None) -> Any:
+    """Rows of a leaf made by :func:`_to_tf`: a tensor, a ``tf.RaggedTensor`` or a ``tf.SparseTensor``."""
+    import tensorflow as tf
+
+    if not isinstance(tensor, tuple):
+        return tf.gather(tensor, rows)
+    *flat, splits = tensor
+    gathered = [
+        tf.gather(tf.RaggedTensor.from_row_splits(part, splits, validate=False), rows)
+        for part in flat
+    ]
+    if width is None:
+        return gathered[0]
+    columns, values = gathered
+    indices = tf.stack([columns.value_rowids(), columns.flat_values], axis=1)
+    shape = tf.stack([tf.size(rows, out_type=tf.int64), tf.constant(width, tf.int64)])
+    return tf.SparseTensor(indices, values.flat_values, shape)  # static shape (None, width)
 
 
 def _common_length(parts: list[Tree | None]) -> int:

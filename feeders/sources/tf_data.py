@@ -22,6 +22,7 @@ uniform permutation).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
@@ -30,6 +31,7 @@ import numpy as np
 
 from feeders._tf import require_tf
 from feeders.sources._checks import check_batch_size, check_bool, check_split, resolve_seed
+from feeders.sources.array_likes import sparse_rows
 from feeders.structure import (
     ELEMENT_FORMS,
     ArraySpec,
@@ -125,7 +127,7 @@ class TFDataSource:
         def leaf(spec: Any) -> ArraySpec:
             dims = tuple(spec.shape.as_list())
             inner = dims if self._unbatched else dims[1:]
-            return ArraySpec((None, *inner), np.dtype(spec.dtype.as_numpy_dtype))
+            return ArraySpec((None, *inner), np.dtype(spec.dtype.as_numpy_dtype), _leaf_kind(spec))
 
         parts = [map_tree(leaf, part) for part in _parts(self._structure, self._arity)]
         return BatchSpec(*parts, *[None] * (3 - len(parts)))
@@ -140,8 +142,17 @@ class TFDataSource:
     def _numpy(self, n: int, start: int, *, shuffle: bool) -> Iterator[Batch]:
         names = _leaf_names(self._structure, self._arity)
         check = not self._unbatched and len(names) > 1
-        dataset = self.epoch_dataset(n, start, shuffle=shuffle)
-        for b, parts in enumerate(dataset.as_numpy_iterator(), start):
+        sparse = importlib.util.find_spec("scipy") is not None and any(
+            leaf.kind == "sparse" for part in self.spec.parts() for leaf in flatten(part)
+        )
+        dataset = densified(self.epoch_dataset(n, start, shuffle=shuffle), keep_sparse=sparse)
+        # as_numpy_iterator() would make sparse batches dense: read those tensors by hand.
+        elements = (
+            (map_tree(_host_leaf, element) for element in dataset)
+            if sparse
+            else dataset.as_numpy_iterator()
+        )
+        for b, parts in enumerate(elements, start):
             if check:
                 _check_rows(parts, names, b, n)
             x, y, sample_weight = (*parts, None, None)[:3]
@@ -205,19 +216,16 @@ class TFDataSource:
             return None
         arity = self._arity
 
+        def open_batch(t: Any) -> Any:
+            if not isinstance(t, tf.Tensor):  # sparse and ragged batches keep their shape
+                return t
+            return tf.raw_ops.PlaceholderWithDefault(input=t, shape=[None, *t.shape[1:]])
+
         def finish(*element: Any) -> tuple[Tree, ...]:
             parts = _parts(element[0] if arity == 0 else element, arity)
             if not relax:
                 return parts
-            return tuple(
-                map_tree(
-                    lambda t: tf.raw_ops.PlaceholderWithDefault(
-                        input=t, shape=[None, *t.shape[1:]]
-                    ),
-                    part,
-                )
-                for part in parts
-            )
+            return tuple(map_tree(open_batch, part) for part in parts)
 
         return cast(
             Callable[..., tuple[Tree, ...]], tf.autograph.experimental.do_not_convert(finish)
@@ -292,7 +300,7 @@ class TFDataSource:
 
     def _check_stable_order(self) -> None:
         """Refuse to split a pipeline whose first elements change between iterations."""
-        head = self._dataset.take(1 if self.batch_size is None else 64)
+        head = densified(self._dataset.take(1 if self.batch_size is None else 64))
         parts = _parts(self._structure, self._arity)
         compared = 1 if len(parts) > 1 else 0
 
@@ -374,12 +382,13 @@ def _leaf_specs(structure: Any) -> list[Any]:
     import tensorflow as tf
 
     leaves = flatten(structure)
+    kinds = (tf.TensorSpec, tf.SparseTensorSpec, tf.RaggedTensorSpec)
     for leaf, where in zip(leaves, paths(structure, "element"), strict=True):
-        if not isinstance(leaf, tf.TensorSpec):
+        if not isinstance(leaf, kinds):
             raise TypeError(
-                f"Dataset elements must hold dense tensors, but {where} is a "
-                f"{type(leaf).__name__}. Pad ragged data (padded_batch, .to_tensor()) or "
-                "densify sparse tensors (tf.sparse.to_dense) in the pipeline."
+                f"Dataset elements must hold tensors, sparse tensors or ragged tensors, but "
+                f"{where} is a {type(leaf).__name__}. Map it to one of them in the pipeline, "
+                "e.g. ds.map(lambda x, y: (tf.convert_to_tensor(x), y))."
             )
         if leaf.shape.rank is None:
             raise ValueError(
@@ -387,6 +396,52 @@ def _leaf_specs(structure: Any) -> list[Any]:
                 "Set it in the pipeline, e.g. ds.map(lambda x, y: (tf.ensure_shape(x, [None, 28, 28]), y))."
             )
     return leaves
+
+
+def _leaf_kind(spec: Any) -> str:
+    """``"sparse"``, ``"ragged"`` or ``"dense"``: how the TF path hands this leaf to Keras."""
+    import tensorflow as tf
+
+    if isinstance(spec, tf.SparseTensorSpec):
+        return "sparse"
+    return "ragged" if isinstance(spec, tf.RaggedTensorSpec) else "dense"
+
+
+def densified(dataset: Any, *, keep_sparse: bool = False) -> Any:
+    """``dataset`` with ragged leaves padded with zeros and sparse ones made dense, as Keras does.
+
+    On the TensorFlow path (``as_dataset()``, the TF backend) a pipeline's
+    ``tf.SparseTensor`` and ``tf.RaggedTensor`` components reach the model as they
+    are, as Keras passes them (NOTE [ sparse and ragged batches ], in
+    :mod:`feeders.sources.array_likes`). The NumPy path (``epoch()``,
+    the JAX and torch backends) pads each ragged batch here, in the pipeline, with
+    ``RaggedTensor.to_tensor()`` (zeros up to the batch's longest row, as Keras' own
+    conversion does). ``keep_sparse``: 2-D sparse batches stay sparse, to become
+    :class:`~feeders.sources.array_likes.SparseRows` (a ``BCOO`` on JAX, dense for
+    torch and ``epoch()``: NOTE [ sparse and ragged batches ]); other sparse leaves
+    are made dense (``tf.sparse.to_dense``). A dataset without them is returned as it is.
+    """
+    import tensorflow as tf
+
+    structure = dataset.element_spec
+    if all(_leaf_kind(spec) == "dense" for spec in flatten(structure)):
+        return dataset
+
+    def dense(t: Any) -> Any:
+        if isinstance(t, tf.SparseTensor):
+            return t if keep_sparse and t.shape.rank == 2 else tf.sparse.to_dense(t)
+        return t.to_tensor() if isinstance(t, tf.RaggedTensor) else t
+
+    if isinstance(structure, tuple):  # tf.data unpacks a tuple element into arguments
+        return dataset.map(lambda *e: tuple(tf.nest.map_structure(dense, e)))
+    return dataset.map(lambda e: tf.nest.map_structure(dense, e))
+
+
+def _host_leaf(leaf: Any) -> Any:
+    """An eager ``tf.SparseTensor`` as :class:`SparseRows`, a tensor as NumPy."""
+    if type(leaf).__name__ == "SparseTensor":
+        return sparse_rows(leaf.indices, leaf.values, leaf.dense_shape)
+    return leaf.numpy()
 
 
 def _check_batching(specs: list[Any], names: list[str], unbatched: bool) -> None:
@@ -445,7 +500,11 @@ def _seeded_shuffle(dataset: Any, buffer: int, seed: int, epoch: Any) -> Any:
     key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
     # Seeds (0, 0) would mean "nondeterministic" to the kernel, hence minval=1.
     seeds = tf.random.stateless_uniform([2], seed=key, minval=1, maxval=2**31 - 1, dtype=tf.int64)
-    specs = tf.nest.flatten(dataset.element_spec)
+    # The op's types are the dataset's encoded components (a sparse or ragged leaf is
+    # one variant); `_flat_tensor_specs` is how tf.data itself lists them.
+    specs = [
+        flat for spec in tf.nest.flatten(dataset.element_spec) for flat in spec._flat_tensor_specs
+    ]
     variant = tf.raw_ops.ShuffleDatasetV3(
         input_dataset=tf.data.experimental.to_variant(dataset),
         buffer_size=tf.constant(buffer, tf.int64),
