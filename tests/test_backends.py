@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,8 @@ from typing import Any
 import pytest
 
 from feeders.images.samples import write_photos
+from tests.backend_runs import ROOT, run_per_backend
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "scripts" / "backend_batches.py"
 BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 INSTALLED = [name for name, module in BACKENDS.items() if importlib.util.find_spec(module)]
@@ -47,23 +45,13 @@ TENSOR_MODULE = {"tensorflow": "tensorflow", "jax": "numpy", "torch": "torch"}
 def logs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     images = tmp_path_factory.mktemp("images")
     write_photos(images, 20, sizes=(20, 40))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     reference = "jax" if "jax" in INSTALLED else INSTALLED[0]  # the quickest to start
-    runs = {
-        backend: subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(images)],
-            env={**env, "KERAS_BACKEND": backend, "FEEDERS_EXPECTED": str(backend == reference)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for backend in INSTALLED
-    }
-    found = {}
-    for backend, run in runs.items():
-        out, err = run.communicate(timeout=500)
-        assert run.returncode == 0, f"{backend}:\n{err[-3000:]}"
-        found[backend] = json.loads(out)
+    outputs = run_per_backend(
+        INSTALLED,
+        lambda backend: [sys.executable, str(SCRIPT), str(images)],
+        lambda backend: {"FEEDERS_EXPECTED": str(backend == reference)},
+    )
+    found = {backend: json.loads(out) for backend, out in outputs.items()}
     found["expected"] = {
         case: [tuple(entry) for entry in run["expected"]]
         for case, run in found[reference]["cases"].items()
@@ -96,21 +84,11 @@ def test_feeders_validate_gives_one_stream_and_one_loss_band_on_every_backend(
     """`feeders validate` under each backend: every run identical, the same batch stream
     everywhere, and the reference models' final losses within one band (backends differ
     only in float rounding, never in the data)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs = {
-        backend: subprocess.Popen(
-            [*VALIDATE, "--json", str(tmp_path / f"{backend}.json")],
-            env={**env, "KERAS_BACKEND": backend},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for backend in INSTALLED
-    }
+    outputs = run_per_backend(
+        INSTALLED, lambda backend: [*VALIDATE, "--json", str(tmp_path / f"{backend}.json")]
+    )
     rows = {}
-    for backend, run in runs.items():
-        out, _ = run.communicate(timeout=500)
-        assert run.returncode == 0, f"{backend}:\n{out[-3000:]}"
+    for backend, out in outputs.items():
         assert "runs identical" in out
         rows[backend] = json.loads((tmp_path / f"{backend}.json").read_text())
         assert {row["backend"] for row in rows[backend]} == {backend}

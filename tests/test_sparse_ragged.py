@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.backend_runs import ROOT, run_per_backend
+
 SCRIPT = ROOT / "tests" / "scripts" / "sparse_ragged_batches.py"
 BACKENDS = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]
 # What the model's first layer receives, per case, on (tensorflow, jax, torch), as Keras
@@ -42,22 +40,8 @@ RECEIVED = {
 
 @pytest.fixture(scope="module")
 def logs() -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs = {
-        backend: subprocess.Popen(
-            [sys.executable, str(SCRIPT), *RECEIVED],
-            env={**env, "KERAS_BACKEND": backend},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for backend in BACKENDS
-    }
-    found = {}
-    for backend, run in runs.items():
-        out, err = run.communicate(timeout=500)
-        assert run.returncode == 0, f"{backend}:\n{err[-3000:]}"
-        found[backend] = json.loads(out)
+    outputs = run_per_backend(BACKENDS, lambda backend: [sys.executable, str(SCRIPT), *RECEIVED])
+    found = {backend: json.loads(out) for backend, out in outputs.items()}
     return found
 
 
